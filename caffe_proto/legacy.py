@@ -1,0 +1,75 @@
+"""Legacy net encodings turned into the V2 form: V1 ``layers`` and ``input_dim``."""
+from __future__ import annotations
+
+from . import caffe_pb2
+
+# V1LayerParameter.LayerType -> the V2 type string Caffe's upgrade_proto gives it.
+V1_TYPE_NAMES = {
+    "NONE": "", "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax",
+    "BNLL": "BNLL", "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss",
+    "CONVOLUTION": "Convolution", "DATA": "Data", "DECONVOLUTION": "Deconvolution",
+    "DROPOUT": "Dropout", "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss",
+    "ELTWISE": "Eltwise", "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data",
+    "HDF5_OUTPUT": "HDF5Output", "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col",
+    "IMAGE_DATA": "ImageData", "INFOGAIN_LOSS": "InfogainLoss",
+    "INNER_PRODUCT": "InnerProduct", "LRN": "LRN", "MEMORY_DATA": "MemoryData",
+    "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss", "MVN": "MVN",
+    "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
+    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split",
+    "SLICE": "Slice", "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
+}
+
+# Parameter fields a V1 layer can carry that the V2 layer messages also have.
+_SHARED_PARAMS = [f.name for f in caffe_pb2.V1LayerParameter.DESCRIPTOR.fields
+                  if f.name.endswith("_param")]
+
+
+def v1_type_name(v1_layer) -> str:
+    enum_name = caffe_pb2.V1LayerParameter.LayerType.Name(v1_layer.type) \
+        if v1_layer.type in caffe_pb2.V1LayerParameter.LayerType.values() else None
+    if enum_name is None:
+        return f"V1Type{v1_layer.type}"
+    return V1_TYPE_NAMES[enum_name]
+
+
+def upgrade_v1_layer(v1_layer, layer_cls):
+    """A V1LayerParameter (blobs left out) as a V2 layer message of `layer_cls`."""
+    layer = layer_cls()
+    layer.name = v1_layer.name
+    layer.type = v1_type_name(v1_layer)
+    layer.bottom.extend(v1_layer.bottom)
+    layer.top.extend(v1_layer.top)
+    layer.loss_weight.extend(v1_layer.loss_weight)
+    layer.include.extend(v1_layer.include)
+    layer.exclude.extend(v1_layer.exclude)
+    for name in _SHARED_PARAMS:
+        if v1_layer.HasField(name):
+            getattr(layer, name).CopyFrom(getattr(v1_layer, name))
+    return layer
+
+
+def declared_inputs(net_msg, source="<memory>"):
+    """The net-level inputs: ``input`` with ``input_shape`` or 4 ``input_dim`` each."""
+    from .errors import CaffeFormatError
+
+    names = list(net_msg.input)
+    shapes = {}
+    if net_msg.input_shape:
+        if len(net_msg.input_shape) != len(names):
+            raise CaffeFormatError(
+                f"{len(names)} inputs but {len(net_msg.input_shape)} input_shape entries",
+                path=source, field="input_shape")
+        for name, shape in zip(names, net_msg.input_shape):
+            shapes[name] = tuple(int(d) for d in shape.dim)
+    elif net_msg.input_dim:
+        dims = list(net_msg.input_dim)
+        if len(dims) != 4 * len(names):
+            raise CaffeFormatError(
+                f"{len(names)} inputs need {4 * len(names)} input_dim values, found {len(dims)}",
+                path=source, field="input_dim")
+        for i, name in enumerate(names):
+            shapes[name] = tuple(int(d) for d in dims[4 * i:4 * i + 4])
+    else:
+        shapes = {name: () for name in names}
+    return shapes
