@@ -1,0 +1,138 @@
+"""Interp (PSPNet fork, from DeepLab): corner-aligned bilinear resize with cropping pads.
+
+Caffe arithmetic (``InterpLayer::Reshape`` and ``caffe_cpu_interp2``):
+
+- effective input ``H_eff = H + pad_beg + pad_end`` (pads <= 0: a crop taken
+  from offset ``-pad_beg`` in both axes);
+- output size, first rule that applies: shrink only ``(H_eff - 1) / s + 1``;
+  zoom only ``H_eff + (H_eff - 1) * (z - 1)``; ``height`` and ``width``;
+  shrink and zoom (shrink first, then zoom);
+- same size: a plain copy; else ``rheight = float(H_eff - 1) / (H_out - 1)``
+  (0 when ``H_out == 1``), for each output row ``h1r = rheight * h2`` in float,
+  ``h1 = int(h1r)``, neighbour ``h1 + (h1 < H_eff - 1)``, ``l1 = h1r - h1``,
+  ``l0 = 1 - l1`` (float32), and likewise for columns;
+  ``out = l0h * (l0w * a + l1w * b) + l1h * (l0w * c + l1w * d)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def interp_output_size(h, w, *, height=None, width=None, zoom_factor=None,
+                       shrink_factor=None, pad_beg=0, pad_end=0):
+    """(h_out, w_out) of Caffe's Interp for an (h, w) input; None = field absent."""
+    if pad_beg > 0 or pad_end > 0:
+        raise ValueError(f"Interp pads must be <= 0 (crops), got pad_beg={pad_beg} "
+                         f"pad_end={pad_end}")
+    h_eff, w_eff = h + pad_beg + pad_end, w + pad_beg + pad_end
+    if h_eff <= 0 or w_eff <= 0:
+        raise ValueError(f"Interp input {h}x{w} with pads ({pad_beg}, {pad_end}) "
+                         f"leaves {h_eff}x{w_eff}")
+    for label, f in (("shrink_factor", shrink_factor), ("zoom_factor", zoom_factor)):
+        if f is not None and f < 1:
+            raise ValueError(f"Interp {label} must be >= 1, got {f}")
+    if shrink_factor is not None and zoom_factor is None:
+        out = ((h_eff - 1) // shrink_factor + 1, (w_eff - 1) // shrink_factor + 1)
+    elif zoom_factor is not None and shrink_factor is None:
+        out = (h_eff + (h_eff - 1) * (zoom_factor - 1), w_eff + (w_eff - 1) * (zoom_factor - 1))
+    elif height is not None and width is not None:
+        out = (height, width)
+    elif shrink_factor is not None and zoom_factor is not None:
+        hs, ws = (h_eff - 1) // shrink_factor + 1, (w_eff - 1) // shrink_factor + 1
+        out = (hs + (hs - 1) * (zoom_factor - 1), ws + (ws - 1) * (zoom_factor - 1))
+    else:
+        raise ValueError("Interp needs zoom_factor, shrink_factor, or both height and width")
+    if out[0] <= 0 or out[1] <= 0:
+        raise ValueError(f"Interp output size {out[0]}x{out[1]} is not positive")
+    return int(out[0]), int(out[1])
+
+
+def _axis_weights(n_in: int, n_out: int):
+    """Caffe's per-axis source index, neighbour step and float32 lambdas."""
+    ratio = np.float32(n_in - 1) / np.float32(n_out - 1) if n_out > 1 else np.float32(0)
+    src = np.float32(ratio) * np.arange(n_out, dtype=np.float32)   # float32 products
+    i0 = src.astype(np.int64)                                          # truncation, src >= 0
+    step = (i0 < n_in - 1).astype(np.int64)
+    l1 = (src - i0.astype(np.float32)).astype(np.float32)
+    l0 = (np.float32(1) - l1).astype(np.float32)
+    return i0, i0 + step, l0, l1
+
+
+def interp(x: torch.Tensor, size, pad_beg: int = 0, pad_end: int = 0) -> torch.Tensor:
+    """Caffe's Interp forward: (N, C, H, W) -> (N, C, *size), corner-aligned bilinear.
+
+    Negative pads crop ``-pad_beg`` rows/columns at the start and ``-pad_end`` at
+    the end before resizing. The arithmetic is Caffe's, operation for operation.
+    """
+    if pad_beg > 0 or pad_end > 0:
+        raise ValueError(f"Interp pads must be <= 0 (crops), got {pad_beg}, {pad_end}")
+    if x.dim() != 4:
+        raise ValueError(f"Interp expects a 4-D (N, C, H, W) blob, got shape {tuple(x.shape)}")
+    h_out, w_out = int(size[0]), int(size[1])
+    H, W = x.shape[-2:]
+    h_in, w_in = H + pad_beg + pad_end, W + pad_beg + pad_end
+    if h_in <= 0 or w_in <= 0 or h_out <= 0 or w_out <= 0:
+        raise ValueError(f"Interp {H}x{W} (pads {pad_beg}, {pad_end}) -> {h_out}x{w_out} "
+                         "is empty")
+    off = -pad_beg
+    x = x[:, :, off:off + h_in, off:off + w_in]
+    if (h_in, w_in) == (h_out, w_out):
+        return x.clone()
+    h0, h1, lh0, lh1 = _axis_weights(h_in, h_out)
+    w0, w1, lw0, lw1 = _axis_weights(w_in, w_out)
+    dev, dt = x.device, x.dtype
+
+    def t(a, shape):
+        return torch.from_numpy(a).to(dev).view(shape)
+
+    rows0 = x.index_select(2, t(h0, (-1,)))
+    rows1 = x.index_select(2, t(h1, (-1,)))
+    iw0, iw1 = t(w0, (-1,)), t(w1, (-1,))
+    lw0_, lw1_ = t(lw0, (1, 1, 1, -1)).to(dt), t(lw1, (1, 1, 1, -1)).to(dt)
+    lh0_, lh1_ = t(lh0, (1, 1, -1, 1)).to(dt), t(lh1, (1, 1, -1, 1)).to(dt)
+    top = lw0_ * rows0.index_select(3, iw0) + lw1_ * rows0.index_select(3, iw1)
+    bottom = lw0_ * rows1.index_select(3, iw0) + lw1_ * rows1.index_select(3, iw1)
+    return lh0_ * top + lh1_ * bottom
+
+
+def _field(p, name):
+    return getattr(p, name) if p.HasField(name) else None
+
+
+class Interp(nn.Module):
+    """The Interp layer; a fixed ``height``/``width`` stays fixed for any input size."""
+
+    def __init__(self, *, height=None, width=None, zoom_factor=None, shrink_factor=None,
+                 pad_beg=0, pad_end=0):
+        super().__init__()
+        self.height, self.width = height, width
+        self.zoom_factor, self.shrink_factor = zoom_factor, shrink_factor
+        self.pad_beg, self.pad_end = pad_beg, pad_end
+        if pad_beg > 0 or pad_end > 0:
+            raise ValueError(f"Interp pads must be <= 0 (crops), got {pad_beg}, {pad_end}")
+
+    @classmethod
+    def from_param(cls, p):
+        """From an InterpParameter message (proto2 presence decides the rule)."""
+        return cls(height=_field(p, "height"), width=_field(p, "width"),
+                   zoom_factor=_field(p, "zoom_factor"),
+                   shrink_factor=_field(p, "shrink_factor"),
+                   pad_beg=p.pad_beg, pad_end=p.pad_end)
+
+    def output_size(self, h, w):
+        return interp_output_size(h, w, height=self.height, width=self.width,
+                                  zoom_factor=self.zoom_factor,
+                                  shrink_factor=self.shrink_factor,
+                                  pad_beg=self.pad_beg, pad_end=self.pad_end)
+
+    def output_shape(self, shape):
+        return (*shape[:2], *self.output_size(shape[2], shape[3]))
+
+    def forward(self, x):
+        return interp(x, self.output_size(x.shape[2], x.shape[3]), self.pad_beg, self.pad_end)
+
+    def extra_repr(self):
+        keys = ("height", "width", "zoom_factor", "shrink_factor", "pad_beg", "pad_end")
+        return ", ".join(f"{k}={getattr(self, k)}" for k in keys if getattr(self, k))
