@@ -1,0 +1,100 @@
+"""The project's .pth format: a plain dict that `torch.load(weights_only=True)` reads.
+
+    {"format": "psp_torch.pth/1",
+     "kind": "pspnet" | "caffenet",
+     "config": PSPNetConfig.to_dict()           (kind pspnet)
+     "state_dict": {key: tensor}                (kind pspnet: PSPNet keys, see psp_torch.names)
+     "prototxt": deploy prototxt text           (kind caffenet)
+     "blobs": {caffe layer name: [tensor, ...]} (kind caffenet: Caffe shapes, Caffe order)
+     "meta": {name, dataset, num_classes, ..., source, source_sha256, converter_version}}
+
+Only tensors, strings, numbers, lists and dicts: nothing in it can run code. `load`
+never unpickles anything else (a file that would need it is refused unread).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT = "psp_torch.pth/1"
+
+
+class ModelFileError(ValueError):
+    """A .pth that is not a model file of this project (message names the file)."""
+
+
+def atomic_write(path, write) -> Path:
+    """Call ``write(tmp_path)`` then rename onto `path`; nothing is left behind on failure."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def save(payload: dict, path) -> Path:
+    """Write a payload dict (see module doc) atomically."""
+    payload = {"format": FORMAT, **payload}
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def save_pspnet(model, path, meta: dict | None = None) -> Path:
+    """A PSPNet's config, state_dict and meta as a .pth (atomic)."""
+    return save({"kind": "pspnet", "config": model.config.to_dict(),
+                 "state_dict": model.state_dict(), "meta": dict(meta or model.meta)}, path)
+
+
+def read(path, device="cpu") -> dict:
+    """The payload dict of a .pth, read with ``weights_only=True`` (no code runs)."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError as exc:
+        raise ModelFileError(f"{path}: refused: the file needs unpickling beyond tensors and "
+                             f"plain data (it could run code); only weights_only files load "
+                             f"({str(exc).splitlines()[0]})") from None
+    except Exception as exc:
+        raise ModelFileError(f"{path}: not a readable .pth: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a psp_torch model file (expected a dict with "
+                             f"format {FORMAT!r}; plain state_dicts need PSPNet(config))")
+    return payload
+
+
+def load(path, device="cpu"):
+    """The ready model of a .pth in eval mode, with ``.meta``: PSPNet, or CaffeNet."""
+    payload = read(path, device)
+    kind = payload.get("kind")
+    meta = dict(payload.get("meta") or {})
+    if kind == "pspnet":
+        from .config import PSPNetConfig
+        from .pspnet import PSPNet
+        model = PSPNet(PSPNetConfig.from_dict(payload["config"]), meta)
+        model.load_state_dict(payload["state_dict"], strict=True)
+    elif kind == "caffenet":
+        from caffe_proto import load_prototxt
+        from .graph import CaffeNet
+        net = load_prototxt(payload["prototxt"])
+        for layer in net.layers:
+            if layer.name in payload["blobs"]:
+                layer.blobs = [t.cpu().numpy() for t in payload["blobs"][layer.name]]
+        model = CaffeNet(net)
+        model.load_caffe_weights(net)
+        model.meta = meta
+    else:
+        raise ModelFileError(f"{path}: unknown model kind {kind!r}")
+    return model.to(device).eval()

@@ -1,0 +1,56 @@
+"""The `.meta` dict a model carries: what a user needs to feed it and read its output.
+
+Keys: name, dataset, num_classes, class_names, palette (list of [r, g, b]),
+crop_size, base_size, mean_rgb, channel_order ("BGR": the network's input order).
+Only plain Python values, so the dict survives ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+from .presets import CHANNEL_ORDER, MEAN_RGB, PRESETS
+
+
+def _classes(dataset: str, num_classes: int):
+    """(class names, palette) of a dataset from `psp_torch.classes`, None where unknown."""
+    try:
+        from . import classes
+    except ImportError:           # the class tables are another module's business
+        return None, None
+    names = classes.CLASS_NAMES.get(dataset) if hasattr(classes, "CLASS_NAMES") else None
+    palette = classes.PALETTES.get(dataset) if hasattr(classes, "PALETTES") else None
+    if names is not None and len(names) != num_classes:
+        names = None
+    if palette is not None:
+        palette = [[int(v) for v in row] for row in palette]
+    return (list(names) if names is not None else None), palette
+
+
+def preset_meta(name: str) -> dict:
+    """Metadata of a released configuration (`psp_torch.presets.PRESETS[name]`)."""
+    p = PRESETS[name]
+    names, palette = _classes(p.dataset, p.num_classes)
+    return {
+        "name": p.name,
+        "dataset": p.dataset,
+        "num_classes": p.num_classes,
+        "class_names": names,
+        "palette": palette,
+        "crop_size": p.crop_size,
+        "base_size": p.base_size,
+        "mean_rgb": list(p.mean_rgb),
+        "channel_order": CHANNEL_ORDER,
+    }
+
+
+def generic_meta(name: str, num_classes: int | None = None, crop_size: int | None = None) -> dict:
+    """Metadata of a model that matches no released configuration."""
+    return {
+        "name": name,
+        "dataset": None,
+        "num_classes": num_classes,
+        "class_names": None,
+        "palette": None,
+        "crop_size": crop_size,
+        "base_size": None,
+        "mean_rgb": list(MEAN_RGB),
+        "channel_order": CHANNEL_ORDER,
+    }
