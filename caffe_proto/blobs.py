@@ -1,30 +1,205 @@
-"""BlobProto -> numpy float32 array with its Caffe shape."""
+"""BlobProto -> numpy float32 array in its Caffe shape.
+
+Caffe's rules (Blob::FromProto): the legacy 4-D num/channels/height/width
+win when any of them is present, else ``shape.dim``; the values come from
+``double_data`` when it holds any, else from ``data``; their count must equal
+the shape's. ``diff``/``double_diff`` (gradients of a snapshot) are ignored.
+A blob with no shape at all is read as 1-D (Caffe would call it a scalar).
+
+Two readers of the same rules: `blob_to_array` for a parsed protobuf message,
+`read_blob` straight from the wire bytes, without a per-value Python loop.
+"""
 from __future__ import annotations
+
+import mmap
 
 import numpy as np
 
 from .errors import CaffeFormatError
+from .wire import (FIXED32, FIXED64, LEN, VARINT, Source, as_int32, as_int64,
+                   check_wire, read_field, read_varint)
+
+MAX_AXES = 32                  # Caffe's kMaxBlobAxes
+MAX_DIM = (1 << 31) - 1        # Caffe keeps shapes in int
+_LEGACY = ("num", "channels", "height", "width")
+_COPY_CHUNK = 1 << 22          # values copied (and released from the mapping) at a time
+
+
+def _check_shape(shape, count, source, field, offset=None):
+    if len(shape) > MAX_AXES:
+        raise CaffeFormatError(f"{len(shape)} axes (Caffe allows {MAX_AXES})",
+                               path=source, offset=offset, field=field)
+    for d in shape:
+        if d < 0 or d > MAX_DIM:
+            raise CaffeFormatError(f"shape {tuple(shape)} has an impossible dimension {d}",
+                                   path=source, offset=offset, field=field)
+    need = 1
+    for d in shape:
+        need *= d
+    if need != count:
+        raise CaffeFormatError(f"shape {tuple(shape)} needs {need} values, found {count}",
+                               path=source, offset=offset, field=field)
 
 
 def blob_shape(blob) -> tuple[int, ...]:
-    """Caffe's rule: `shape` when present, else the legacy 4-D num/channels/height/width."""
+    """The shape of a parsed BlobProto (see the module rules)."""
+    if any(blob.HasField(f) for f in _LEGACY):
+        return (blob.num, blob.channels, blob.height, blob.width)
     if blob.HasField("shape"):
         return tuple(int(d) for d in blob.shape.dim)
-    if any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
-        return (blob.num, blob.channels, blob.height, blob.width)
-    n = len(blob.data) or len(blob.double_data)
-    return (n,) if n else (0,)
+    return (len(blob.double_data) or len(blob.data),)
 
 
 def blob_to_array(blob, source="<memory>", field="blob") -> np.ndarray:
-    """Values from `data` (float) or `double_data`, as float32 in the blob's shape."""
+    """A parsed BlobProto as float32 in its shape (slow path: protobuf containers)."""
     shape = blob_shape(blob)
-    if len(blob.data):
-        values = np.asarray(blob.data, dtype=np.float32)
-    else:
+    if len(blob.double_data):
         values = np.asarray(blob.double_data, dtype=np.float64).astype(np.float32)
-    count = int(np.prod(shape, dtype=np.int64))
-    if values.size != count:
-        raise CaffeFormatError(f"shape {shape} needs {count} values, found {values.size}",
-                               path=source, field=field)
+    else:
+        values = np.asarray(blob.data, dtype=np.float32)
+    _check_shape(shape, values.size, source, field)
     return values.reshape(shape)
+
+
+# ---------------------------------------------------------------- wire reader
+
+def _release(buf, offset: int, nbytes: int) -> None:
+    """Drop already-copied pages of a file mapping from this process's memory."""
+    if isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED") and nbytes > 0:
+        start = offset - offset % mmap.PAGESIZE
+        try:
+            buf.madvise(mmap.MADV_DONTNEED, start, offset + nbytes - start)
+        except (OSError, ValueError):
+            pass
+
+
+def _run_length(buf, pos: int, end: int, rec: int) -> int:
+    """How many consecutive unpacked records of `rec` bytes, each starting with
+    the one-byte tag found at `pos`, begin at pos (at least 1).
+
+    Unpacked repeated floats are one field per value; a whole run of them is
+    located with numpy instead of a Python loop per value.
+    """
+    tag = buf[pos]
+    n = 0
+    while True:
+        n_max = min((end - pos) // rec, _COPY_CHUNK)
+        if n_max == 0:
+            return n
+        tags = np.ndarray((n_max,), np.uint8, buffer=buf, offset=pos, strides=(rec,))
+        stops = np.flatnonzero(tags != tag)
+        del tags
+        k = int(stops[0]) if stops.size else n_max
+        n += k
+        pos += k * rec
+        if k < n_max:
+            return n
+
+
+# field number -> (name, bytes per value, wire type of an unpacked value)
+_VALUE_FIELDS = {5: ("data", 4, FIXED32), 6: ("diff", 4, FIXED32),
+                 8: ("double_data", 8, FIXED64), 9: ("double_diff", 8, FIXED64)}
+
+
+class _BlobScan:
+    __slots__ = ("dims", "has_shape", "legacy", "floats", "n_floats", "doubles", "n_doubles")
+
+    def __init__(self):
+        self.dims = []
+        self.has_shape = False
+        self.legacy = {}
+        self.floats = []         # (offset, count, stride) segments of the buffer
+        self.n_floats = 0
+        self.doubles = []
+        self.n_doubles = 0
+
+
+def _read_shape(src: Source, start: int, end: int, field: str, dims: list) -> None:
+    pos = start
+    while pos < end:
+        tag = pos
+        number, wire, a, b, pos = read_field(src, pos, end, field)
+        if number != 1:
+            continue                         # unknown BlobShape field: skipped
+        check_wire(src, wire, (VARINT, LEN), tag, field, "dim")
+        if wire == VARINT:
+            dims.append(as_int64(a))
+        else:
+            p = a
+            while p < b:
+                v, p = read_varint(src, p, b, f"{field}.dim")
+                dims.append(as_int64(v))
+        if len(dims) > MAX_AXES:
+            src.fail(tag, f"{field}.dim", f"more than {MAX_AXES} axes")
+
+
+def read_blob(src: Source, start: int, end: int, field: str) -> np.ndarray:
+    """The BlobProto payload at buffer[start:end] as float32 in its shape."""
+    buf = src.buf
+    scan = _BlobScan()
+    pos = start
+    while pos < end:
+        tag = pos
+        number, wire, a, b, pos = read_field(src, pos, end, field)
+        if number in _VALUE_FIELDS:                          # data, diff, double_*
+            name, item, single = _VALUE_FIELDS[number]
+            check_wire(src, wire, (LEN, single), tag, f"{field}.{name}", name)
+            if wire == LEN:
+                if (b - a) % item:
+                    src.fail(tag, f"{field}.{name}",
+                             f"packed values of {b - a} bytes (not a multiple of {item})")
+                segment = (a, (b - a) // item, item)
+            elif a - tag == 1:                               # unpacked: a run of records
+                n = _run_length(buf, tag, end, item + 1)
+                segment = (a, n, item + 1)
+                pos = tag + n * (item + 1)
+            else:                                            # unpacked, long tag: one value
+                segment = (a, 1, item)
+            if number == 5:
+                scan.floats.append(segment)
+                scan.n_floats += segment[1]
+            elif number == 8:
+                scan.doubles.append(segment)
+                scan.n_doubles += segment[1]
+        elif number == 7:                                    # shape
+            check_wire(src, wire, (LEN,), tag, f"{field}.shape", "shape")
+            scan.has_shape = True
+            _read_shape(src, a, b, f"{field}.shape", scan.dims)
+        elif 1 <= number <= 4:                               # num, channels, height, width
+            check_wire(src, wire, (VARINT,), tag, f"{field}.{_LEGACY[number - 1]}",
+                       _LEGACY[number - 1])
+            scan.legacy[number] = as_int32(a)
+        # any other field: not Caffe's, skipped
+
+    if scan.legacy:
+        shape = tuple(scan.legacy.get(i, 0) for i in range(1, 5))
+    elif scan.has_shape:
+        shape = tuple(scan.dims)
+    else:
+        shape = (scan.n_doubles or scan.n_floats,)
+    if scan.n_doubles:
+        segments, count, dtype, name = scan.doubles, scan.n_doubles, "<f8", "double_data"
+    else:
+        segments, count, dtype, name = scan.floats, scan.n_floats, "<f4", "data"
+    _check_shape(shape, count, src.path, f"{field}.{name}", start)
+    return _gather(buf, segments, count, dtype).reshape(shape)
+
+
+def _gather(buf, segments, count: int, dtype: str) -> np.ndarray:
+    """One float32 array from the value segments (offset, count, stride in bytes).
+
+    Each value is copied once; copied pages of a file mapping are released
+    as the copy goes, so the process never holds the file twice.
+    """
+    out = np.empty(count, dtype=np.float32)
+    i = 0
+    for offset, n, stride in segments:
+        for k in range(0, n, _COPY_CHUNK):
+            m = min(_COPY_CHUNK, n - k)
+            at = offset + k * stride
+            view = np.ndarray((m,), dtype, buffer=buf, offset=at, strides=(stride,))
+            out[i + k:i + k + m] = view
+            del view
+            _release(buf, at, m * stride)
+        i += n
+    return out

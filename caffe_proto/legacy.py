@@ -73,3 +73,20 @@ def declared_inputs(net_msg, source="<memory>"):
     else:
         shapes = {name: () for name in names}
     return shapes
+
+
+def add_input_layers(inputs: dict, layers) -> None:
+    """Add the tops of ``Input`` layers to `inputs`, with their input_param shapes.
+
+    One shape serves all tops when only one is given (Caffe's InputLayer rule);
+    () when the layer declares none (or is read in the fork's dialect, where
+    field 143 is interp_param).
+    """
+    for layer in layers:
+        if layer.type != "Input":
+            continue
+        has = layer.param.DESCRIPTOR.fields_by_name.get("input_param") is not None
+        shapes = list(layer.param.input_param.shape) if has else []
+        for j, top in enumerate(layer.top):
+            shape = shapes[j] if j < len(shapes) else (shapes[0] if len(shapes) == 1 else None)
+            inputs[top] = tuple(int(d) for d in shape.dim) if shape is not None else ()

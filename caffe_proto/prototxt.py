@@ -1,4 +1,11 @@
-"""Caffe text format (deploy prototxt) of either dialect -> `Net`."""
+"""Caffe text format (deploy prototxt) of either dialect -> `Net`.
+
+Text names fields, so the dialect is told by the names used: the fork's
+``interp_param``/``bn_param`` or a fork-only layer type make a PSPNet net,
+upstream's ``input_param``/``crop_param`` an upstream one; both at once cannot
+be one file of either Caffe. The legacy header (``input:`` with ``input_dim:``
+or ``input_shape``) and V1 ``layers { type: CONVOLUTION }`` nets are read too.
+"""
 from __future__ import annotations
 
 import os
@@ -6,41 +13,54 @@ import re
 
 from google.protobuf import text_format
 
-from . import caffe_pb2
+from .dialect import FORK_TYPES, LAYER_CLASSES, NET_CLASSES
 from .errors import CaffeFormatError
-from .legacy import declared_inputs, upgrade_v1_layer
+from .legacy import add_input_layers, declared_inputs, upgrade_v1_layer
 from .net import PSPNET, UPSTREAM, Layer, Net
 
-_FORK_MARKERS = re.compile(r'\b(interp_param|bn_param)\b|type\s*:\s*"(Interp|BN)"')
-_UPSTREAM_MARKERS = re.compile(r'\b(input_param|crop_param)\b')
+_COMMENT = re.compile(r"#[^\n]*")
+_FORK_FIELDS = re.compile(r"\b(interp_param|bn_param)\b")
+_UPSTREAM_FIELDS = re.compile(r"\b(input_param|crop_param)\b")
+_TYPE = re.compile(r'\btype\s*:\s*"([^"\n]*)"')
 
 
 def detect_text_dialect(text: str) -> str:
-    """PSPNET if the text uses the fork's own fields or layer types, else UPSTREAM."""
-    fork = _FORK_MARKERS.search(text) is not None
-    upstream = _UPSTREAM_MARKERS.search(text) is not None
+    """PSPNET, UPSTREAM, or "mixed" when the text uses the fields of both."""
+    text = _COMMENT.sub("", text)
+    fork = (_FORK_FIELDS.search(text) is not None
+            or any(t in FORK_TYPES for t in _TYPE.findall(text)))
+    upstream = _UPSTREAM_FIELDS.search(text) is not None
     if fork and upstream:
         return "mixed"
     return PSPNET if fork else UPSTREAM
 
 
+def _looks_like_text(s: str) -> bool:
+    return "\n" in s or "{" in s or (":" in s and not os.path.exists(s))
+
+
 def _read_text(path_or_text):
-    """(text, source name) from a path or from prototxt text itself."""
-    if isinstance(path_or_text, os.PathLike) or (
-            isinstance(path_or_text, str) and "\n" not in path_or_text
-            and "{" not in path_or_text and ":" not in path_or_text.replace(os.sep, "")):
+    """(text, source name) from a path or from the prototxt text itself."""
+    if isinstance(path_or_text, bytes):
+        path_or_text = path_or_text.decode("utf-8", errors="strict")
+    if isinstance(path_or_text, os.PathLike) or not _looks_like_text(path_or_text):
         source = os.fspath(path_or_text)
         try:
             with open(source, "rb") as f:
                 data = f.read()
         except OSError as exc:
             raise CaffeFormatError(f"cannot read: {exc.strerror}", path=source) from exc
+        if not data.strip():
+            raise CaffeFormatError("empty prototxt", path=source)
+        if b"\x00" in data[:4096]:
+            raise CaffeFormatError("binary data, not a text prototxt (a caffemodel?)",
+                                   path=source, offset=data.index(b"\x00"))
         try:
             return data.decode("utf-8"), source
         except UnicodeDecodeError as exc:
             line = data[:exc.start].count(b"\n") + 1
             raise CaffeFormatError("not UTF-8 text (is this a binary caffemodel?)",
-                                   path=source, line=line) from exc
+                                   path=source, line=line, offset=exc.start) from exc
     return str(path_or_text), "<text>"
 
 
@@ -50,25 +70,29 @@ def load_prototxt(path_or_text) -> Net:
     dialect = detect_text_dialect(text)
     if dialect == "mixed":
         raise CaffeFormatError(
-            "mixes the PSPNet fork's fields (interp_param/bn_param) with upstream Caffe's "
-            "(input_param/crop_param): the two dialects give field 143 different meanings",
-            path=source)
-    net_cls = caffe_pb2.PSPNetParameter if dialect == PSPNET else caffe_pb2.NetParameter
-    msg = net_cls()
+            "mixes the PSPNet fork's fields (interp_param/bn_param or fork layer types) with "
+            "upstream Caffe's (input_param/crop_param): the two dialects give field 143 "
+            "different meanings", path=source)
+    msg = NET_CLASSES[dialect]()
     try:
         text_format.Parse(text, msg, allow_unknown_field=False)
     except text_format.ParseError as exc:
-        line = getattr(exc, "_line", None)
-        raise CaffeFormatError(f"syntax error: {exc}", path=source,
-                               line=None if line is None else line + 0) from exc
+        line = exc.GetLine() if hasattr(exc, "GetLine") else None
+        raise CaffeFormatError(f"syntax error: {exc}", path=source, line=line) from exc
+    except (ValueError, RecursionError) as exc:
+        raise CaffeFormatError(f"cannot parse: {exc}", path=source) from exc
     return net_from_message(msg, dialect, source)
 
 
 def net_from_message(msg, dialect: str, source: str = "<memory>") -> Net:
-    """A parsed NetParameter/PSPNetParameter message -> `Net` (blobs copied out)."""
+    """A parsed NetParameter/PSPNetParameter message -> `Net` (blobs copied out).
+
+    Every layer gets the layer class of `dialect` (the slow path: blob values
+    go through protobuf containers; binary files use `binary` instead).
+    """
     from .blobs import blob_to_array
 
-    layer_cls = caffe_pb2.PSPLayerParameter if dialect == PSPNET else caffe_pb2.LayerParameter
+    layer_cls = LAYER_CLASSES[dialect]
     inputs = declared_inputs(msg, source)
     layers = []
     if msg.layer and msg.layers:
@@ -83,10 +107,5 @@ def net_from_message(msg, dialect: str, source: str = "<memory>") -> Net:
         blobs = [blob_to_array(b, source, f"layers[{i}].blobs[{j}]") for j, b in enumerate(v1.blobs)]
         param = upgrade_v1_layer(v1, layer_cls)
         layers.append(Layer(param.name, param.type, list(param.bottom), list(param.top), param, blobs))
-    for layer in layers:
-        if layer.type == "Input":
-            for j, top in enumerate(layer.top):
-                shapes = layer.param.input_param.shape if dialect == UPSTREAM else []
-                shape = shapes[j] if j < len(shapes) else (shapes[0] if len(shapes) == 1 else None)
-                inputs[top] = tuple(int(d) for d in shape.dim) if shape is not None else ()
+    add_input_layers(inputs, layers)
     return Net(msg.name, dialect, inputs, layers, source)

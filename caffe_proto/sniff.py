@@ -1,0 +1,41 @@
+"""What a file that is not a caffemodel looks like, from its first bytes."""
+from __future__ import annotations
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+# (magic prefix, description); checked in order.
+_MAGICS = [
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"PK\x03\x04", "a zip archive (a PyTorch .pth checkpoint is one)"),
+    (b"PK\x05\x06", "an empty zip archive"),
+    (HDF5_MAGIC, "an HDF5 file (Caffe's .caffemodel.h5 weights: use load_hdf5 or load_weights)"),
+    (b"\x1f\x8b", "a gzip-compressed file (decompress it first)"),
+    (b"BZh", "a bzip2-compressed file (decompress it first)"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file (decompress it first)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-zip archive"),
+    (b"\x93NUMPY", "a numpy .npy array"),
+    (b"%PDF", "a PDF document"),
+    (b"<!DOCTYPE", "an HTML page (a failed download?)"),
+    (b"<html", "an HTML page (a failed download?)"),
+    (b"<!doctype", "an HTML page (a failed download?)"),
+]
+
+
+def describe_foreign(head: bytes) -> str | None:
+    """A description when `head` (the file's first bytes) is some other known format."""
+    for magic, what in _MAGICS:
+        if head.startswith(magic):
+            return what
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "a Python pickle (an old-style torch.save file)"
+    stripped = head.lstrip()
+    for word in (b"name:", b"name :", b"layer {", b"layer{", b"layers {", b"input:", b"#"):
+        if stripped.startswith(word):
+            return "a text prototxt (use load_prototxt)"
+    return None
+
+
+def is_hdf5(head: bytes) -> bool:
+    return head.startswith(HDF5_MAGIC)
