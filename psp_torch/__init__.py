@@ -1,0 +1,5 @@
+# --- clean model, preprocessing, .pth loading (pspnet / io / preprocess) ---
+from .config import PSPNetConfig  # noqa: E402
+from .io import load  # noqa: E402
+from .preprocess import preprocess  # noqa: E402
+from .pspnet import PSPNet, pspnet50_ade20k, pspnet101_cityscapes, pspnet101_voc2012  # noqa: E402

@@ -227,6 +227,15 @@ def config_from_net(net, *, crop_size: int | None = None) -> PSPNetConfig:
     return config
 
 
+def aux_width_of(net) -> int:
+    """conv4_24's width when `net` carries the aux head (conv4_24 and conv6_1 with weights), else 0."""
+    layers = net.by_name()
+    aux, cls = layers.get(AUX_LAYER), layers.get(AUX_CLASSIFIER)
+    if aux is not None and cls is not None and aux.blobs and cls.blobs:
+        return int(aux.blobs[0].shape[0])
+    return 0
+
+
 def _check_pyramid(net, layers, config):
     """A prototxt's PPM kernels and Interp sizes must be those the crop size implies."""
     for b, k in zip(config.bins, config.pool_kernels):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import PSPNetConfig, config_from_net, preset_config
+from .config import PSPNetConfig, aux_width_of, config_from_net, preset_config
 from .layers.interp import interp
 from .layers.pooling import pool2d
 
@@ -236,25 +236,15 @@ class PSPNet(nn.Module):
         if weights is not None:
             from .weights import weights_net
             wnet = weights_net(weights)
-            if config.aux_width == 0:
-                aux = config_from_net_aux_width(wnet)
-                if aux:
-                    config = config.with_aux(aux)
+            aux = aux_width_of(wnet)
+            if aux and not config.aux:
+                config = config.with_aux(aux)
             model = cls(config, meta)
             from .weights import load_caffe_weights
             load_caffe_weights(model, wnet)
         else:
             model = cls(config, meta)
         return model.eval()
-
-
-def config_from_net_aux_width(wnet) -> int:
-    """conv4_24's width when the weights carry the aux head (with conv6_1), else 0."""
-    from .config import AUX_CLASSIFIER, AUX_LAYER
-    layers = wnet.by_name()
-    if AUX_LAYER in layers and AUX_CLASSIFIER in layers and layers[AUX_LAYER].blobs:
-        return int(layers[AUX_LAYER].blobs[0].shape[0])
-    return 0
 
 
 def _factory(name: str, aux: bool) -> PSPNet:
