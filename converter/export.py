@@ -1,0 +1,95 @@
+""".pth -> deploy prototxt + caffemodel (upstream binary format), the way back to Caffe.
+
+    python converter/export.py pspnet101_VOC2012.pth -o caffe_out/
+    # -> caffe_out/pspnet101_VOC2012.prototxt, caffe_out/pspnet101_VOC2012.caffemodel
+
+A PSPNet is written in the release's own layout (`psp_torch.deploy`): the
+prototxt is the deploy net, layer for layer as the authors' file; the caffemodel
+holds the same layers with their blobs in Caffe order (conv weight, bias; BN
+slope, bias, mean, variance as 1xCx1x1), plus the auxiliary head (conv4_24,
+conv4_24/bn, conv6_1) when the model has one. A CaffeNet conversion gives back
+its own prototxt and its blobs by layer name. Values are copied bit for bit.
+
+Exit status: 0 done, 2 bad input or an output that exists (pass --force).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+class ExportError(ValueError):
+    pass
+
+
+def export_nets(payload: dict):
+    """(deploy Net without blobs, weights Net with blobs) of a .pth payload."""
+    from caffe_proto import load_prototxt
+    kind = payload.get("kind")
+    if kind == "pspnet":
+        from psp_torch.config import PSPNetConfig
+        from psp_torch.deploy import deploy_net
+        from psp_torch.weights import caffe_blobs
+        config = PSPNetConfig.from_dict(payload["config"])
+        name = (payload.get("meta") or {}).get("name")
+        deploy = deploy_net(config, name)
+        weights = deploy_net(config, name, aux=config.aux)
+        blobs = caffe_blobs(config, payload["state_dict"])
+        for layer in weights.layers:
+            layer.blobs = blobs.get(layer.name, [])
+        return deploy, weights
+    if kind == "caffenet":
+        deploy = load_prototxt(payload["prototxt"])
+        weights = load_prototxt(payload["prototxt"])
+        for layer in weights.layers:
+            layer.blobs = [t.detach().cpu().contiguous().numpy()
+                           for t in payload["blobs"].get(layer.name, [])]
+        return deploy, weights
+    raise ExportError(f"unknown model kind {kind!r}")
+
+
+def export(pth, out_dir, *, name: str | None = None, force: bool = False,
+           log=print) -> tuple[Path, Path]:
+    """Write <out_dir>/<name>.prototxt and <name>.caffemodel (name: the .pth's stem)."""
+    from caffe_proto import net_to_prototxt, save_caffemodel
+    from psp_torch.io import atomic_write, read
+    pth = Path(pth)
+    out_dir = Path(out_dir)
+    name = name or pth.stem
+    proto_path, model_path = out_dir / f"{name}.prototxt", out_dir / f"{name}.caffemodel"
+    for p in (proto_path, model_path):
+        if p.exists() and not force:
+            raise ExportError(f"{p} exists; pass --force to overwrite it")
+    payload = read(pth)
+    deploy, weights = export_nets(payload)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = net_to_prototxt(deploy)
+    atomic_write(proto_path, lambda tmp: Path(tmp).write_text(text))
+    save_caffemodel(weights, model_path)
+    n_blobs = sum(len(l.blobs) for l in weights.layers)
+    log(f"wrote {proto_path} ({len(deploy.layers)} layers)")
+    log(f"wrote {model_path} ({n_blobs} blobs, {model_path.stat().st_size:,} bytes)")
+    return proto_path, model_path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("pth", help="a .pth written by convert.py or psp_torch.io.save_pspnet")
+    ap.add_argument("-o", "--output-dir", required=True, help="folder for .prototxt + .caffemodel")
+    ap.add_argument("--name", help="file stem (default: the .pth's)")
+    ap.add_argument("--force", action="store_true", help="overwrite existing files")
+    args = ap.parse_args(argv)
+    try:
+        export(args.pth, args.output_dir, name=args.name, force=args.force)
+    except (ValueError, OSError) as exc:
+        print(f"export.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Synthetic "released-style" PSPNet caffemodels, for tests and the benchmark.
+
+The released caffemodels cannot be downloaded here. What public converters
+report about them is reproduced: layer types BNData / ConvolutionData /
+HoleConvolutionData (dilated convolutions, whose dilation lives in a field this
+schema cannot read, so none is stored), the auxiliary branch conv4_24,
+conv4_24/bn, conv6_1, and training-only layers (an ImageSegData data layer, the
+SoftmaxWithLoss losses, SegAccuracy). No input is declared: the data layer makes it.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from caffe_proto import PSPNET, Layer, Net, caffe_pb2
+
+
+def random_pspnet(config, seed: int = 0, meta: dict | None = None):
+    """A PSPNet with random weights and random (plausible) BN statistics, in eval mode."""
+    from psp_torch.pspnet import PSPNet
+    torch.manual_seed(seed)
+    model = PSPNet(config, meta)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+    return model.eval()
+
+
+def _layer(name, type_, bottom, top, fill=None):
+    p = caffe_pb2.PSPLayerParameter(name=name, type=type_)
+    p.bottom.extend(bottom)
+    p.top.extend(top)
+    if fill:
+        fill(p)
+    return Layer(name, type_, list(bottom), list(top), p, [])
+
+
+def released_style_net(config, state_dict, model_name: str | None = None) -> Net:
+    """The weights net of `config` as the released files look (see module doc)."""
+    from psp_torch.deploy import deploy_net
+    from psp_torch.weights import caffe_blobs
+    net = deploy_net(config, model_name, aux=config.aux)
+    blobs = caffe_blobs(config, state_dict)
+    layers = [_layer("data", "ImageSegData", [], ["data", "label"])]
+    for layer in net.layers:
+        layer = copy.copy(layer)
+        param = type(layer.param)()
+        param.CopyFrom(layer.param)
+        if param.type == "Convolution":
+            if len(param.convolution_param.dilation):
+                param.type = "HoleConvolutionData"
+                param.convolution_param.ClearField("dilation")
+            else:
+                param.type = "ConvolutionData"
+        elif param.type == "BN":
+            param.type = "BNData"
+        layer.param, layer.type = param, param.type
+        layer.blobs = blobs.get(layer.name, [])
+        layers.append(layer)
+
+    def loss(weight):
+        return lambda p: p.loss_weight.append(weight)
+    layers.append(_layer("loss", "SoftmaxWithLoss", ["conv6_interp", "label"], ["loss"], loss(1)))
+    layers.append(_layer("accuracy", "SegAccuracy", ["conv6_interp", "label"], ["accuracy"]))
+    if config.aux:
+        layers.append(_layer("conv6_1_interp", "Interp", ["conv6_1"], ["conv6_1_interp"],
+                             lambda p: setattr(p.interp_param, "zoom_factor", 8)))
+        layers.append(_layer("loss_aux", "SoftmaxWithLoss", ["conv6_1_interp", "label"],
+                             ["loss_aux"], loss(0.4)))
+    return Net(model_name or "", PSPNET, {}, layers, source="<released-style>")
+
+
+def write_released_style(config, path, seed: int = 0, model_name: str | None = None):
+    """Write a released-style caffemodel of `config` with random weights; returns the model."""
+    from caffe_proto import save_caffemodel
+    model = random_pspnet(config, seed)
+    save_caffemodel(released_style_net(config, model.state_dict(), model_name), path)
+    return model
