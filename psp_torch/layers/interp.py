@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
+
+from .base import CaffeLayer, has, sub_param
 
 
 def interp_output_size(h, w, *, height=None, width=None, zoom_factor=None,
@@ -98,10 +99,10 @@ def interp(x: torch.Tensor, size, pad_beg: int = 0, pad_end: int = 0) -> torch.T
 
 
 def _field(p, name):
-    return getattr(p, name) if p.HasField(name) else None
+    return getattr(p, name) if has(p, name) else None
 
 
-class Interp(nn.Module):
+class Interp(CaffeLayer):
     """The Interp layer; a fixed ``height``/``width`` stays fixed for any input size."""
 
     def __init__(self, *, height=None, width=None, zoom_factor=None, shrink_factor=None,
@@ -121,14 +122,21 @@ class Interp(nn.Module):
                    shrink_factor=_field(p, "shrink_factor"),
                    pad_beg=p.pad_beg, pad_end=p.pad_end)
 
+    @classmethod
+    def from_layer(cls, layer, bottom_shapes):
+        return cls.from_param(sub_param(layer, "interp_param"))
+
     def output_size(self, h, w):
         return interp_output_size(h, w, height=self.height, width=self.width,
                                   zoom_factor=self.zoom_factor,
                                   shrink_factor=self.shrink_factor,
                                   pad_beg=self.pad_beg, pad_end=self.pad_end)
 
-    def output_shape(self, shape):
-        return (*shape[:2], *self.output_size(shape[2], shape[3]))
+    def output_shapes(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        if len(shape) != 4:
+            raise ValueError(f"Interp expects a 4-D (N, C, H, W) blob, got {tuple(shape)}")
+        return [(*shape[:2], *self.output_size(shape[2], shape[3]))]
 
     def forward(self, x):
         return interp(x, self.output_size(x.shape[2], x.shape[3]), self.pad_beg, self.pad_end)

@@ -12,7 +12,9 @@ Caffe arithmetic (``PoolingLayer::Reshape`` / ``Forward_cpu``), per axis:
 - AVE: the sum over the same clipped window divided by
   ``(min(hstart + k, H + p) - hstart) * (same for w)``, computed before the
   clipping: leading padding counts, the overhang past ``H + p`` does not;
-- ``global_pooling``: kernel = input size, pad 0, stride 1.
+- ``global_pooling``: kernel = input size, pad 0, stride 1;
+- later upstream Caffe's ``round_mode: FLOOR`` uses floor instead of ceil
+  (the padding rule unchanged); the fork only knows ceil.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from .base import CaffeLayer, has, sub_param
 
 
 def _pair(v):
@@ -32,7 +35,7 @@ def _pair(v):
     return int(v), int(v)
 
 
-def pool_output_size(size, kernel, stride, pad, *, clip=None) -> int:
+def pool_output_size(size, kernel, stride, pad, *, clip=None, ceil_mode=True) -> int:
     """Caffe's pooled length of one axis.
 
     ``clip`` says whether the layer has padding on any axis (Caffe applies the
@@ -41,7 +44,8 @@ def pool_output_size(size, kernel, stride, pad, *, clip=None) -> int:
     """
     if kernel <= 0 or stride <= 0:
         raise ValueError(f"pooling kernel {kernel} and stride {stride} must be positive")
-    out = int(math.ceil(np.float32(size + 2 * pad - kernel) / np.float32(stride))) + 1
+    ratio = np.float32(size + 2 * pad - kernel) / np.float32(stride)   # Caffe: float division
+    out = int(math.ceil(ratio) if ceil_mode else math.floor(ratio)) + 1
     if (pad > 0 if clip is None else clip) and (out - 1) * stride >= size + pad:
         out -= 1
     if out <= 0:
@@ -50,12 +54,12 @@ def pool_output_size(size, kernel, stride, pad, *, clip=None) -> int:
     return out
 
 
-def pool2d_output_size(hw, kernel, stride, pad):
+def pool2d_output_size(hw, kernel, stride, pad, ceil_mode=True):
     """(h_out, w_out) for (h, w) with kernel/stride/pad as (h, w) pairs."""
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
     clip = ph != 0 or pw != 0
-    return (pool_output_size(hw[0], kh, sh, ph, clip=clip),
-            pool_output_size(hw[1], kw, sw, pw, clip=clip))
+    return (pool_output_size(hw[0], kh, sh, ph, clip=clip, ceil_mode=ceil_mode),
+            pool_output_size(hw[1], kw, sw, pw, clip=clip, ceil_mode=ceil_mode))
 
 
 def _ave_divisor(n_out, size, kernel, stride, pad):
@@ -64,13 +68,13 @@ def _ave_divisor(n_out, size, kernel, stride, pad):
     return np.minimum(start + kernel, size + pad) - start
 
 
-def pool2d(x: torch.Tensor, method: str, kernel, stride, pad) -> torch.Tensor:
+def pool2d(x: torch.Tensor, method: str, kernel, stride, pad, ceil_mode=True) -> torch.Tensor:
     """Caffe pooling of an (N, C, H, W) blob; method "max" or "ave"."""
     if x.dim() != 4:
         raise ValueError(f"Pooling expects a 4-D (N, C, H, W) blob, got {tuple(x.shape)}")
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
     H, W = x.shape[-2:]
-    ho, wo = pool2d_output_size((H, W), (kh, kw), (sh, sw), (ph, pw))
+    ho, wo = pool2d_output_size((H, W), (kh, kw), (sh, sw), (ph, pw), ceil_mode)
     # Pad so that every window [o*s - p, o*s - p + k) lies inside the padded blob,
     # then pool without padding; windows past the needed count are cut off.
     right = max(0, (wo - 1) * sw + kw - pw - W)
@@ -89,11 +93,13 @@ def pool2d(x: torch.Tensor, method: str, kernel, stride, pad) -> torch.Tensor:
     raise ValueError(f"pooling method must be 'max' or 'ave', got {method!r}")
 
 
-class Pooling(nn.Module):
+class Pooling(CaffeLayer):
     """The Pooling layer; ``global_pooling`` takes the kernel from each input."""
 
-    def __init__(self, method, kernel=None, stride=1, pad=0, global_pooling=False):
+    def __init__(self, method, kernel=None, stride=1, pad=0, global_pooling=False,
+                 ceil_mode=True):
         super().__init__()
+        self.ceil_mode = ceil_mode
         if method not in ("max", "ave"):
             raise ValueError(f"pooling method must be 'max' or 'ave', got {method!r}")
         self.method, self.global_pooling = method, global_pooling
@@ -111,35 +117,42 @@ class Pooling(nn.Module):
         if p.pool not in methods:
             raise ValueError("only MAX and AVE pooling are supported (STOCHASTIC is not)")
         if p.global_pooling:
-            if p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w"):
+            if has(p, "kernel_size") or has(p, "kernel_h") or has(p, "kernel_w"):
                 raise ValueError("global_pooling with a kernel size set")
             kernel = None
-        elif p.HasField("kernel_h") and p.HasField("kernel_w") and not p.HasField("kernel_size"):
+        elif has(p, "kernel_h") and has(p, "kernel_w") and not has(p, "kernel_size"):
             kernel = (p.kernel_h, p.kernel_w)
-        elif p.HasField("kernel_size") and not (p.HasField("kernel_h") or p.HasField("kernel_w")):
+        elif has(p, "kernel_size") and not (has(p, "kernel_h") or has(p, "kernel_w")):
             kernel = p.kernel_size
         else:
             raise ValueError("pooling kernel is kernel_size OR (kernel_h and kernel_w)")
-        if p.HasField("pad_h") != p.HasField("pad_w") or (p.HasField("pad_h") and p.HasField("pad")):
+        if has(p, "pad_h") != has(p, "pad_w") or (has(p, "pad_h") and has(p, "pad")):
             raise ValueError("pooling pad is pad OR (pad_h and pad_w)")
-        if p.HasField("stride_h") != p.HasField("stride_w") or (
-                p.HasField("stride_h") and p.HasField("stride")):
+        if has(p, "stride_h") != has(p, "stride_w") or (
+                has(p, "stride_h") and has(p, "stride")):
             raise ValueError("pooling stride is stride OR (stride_h and stride_w)")
-        pad = (p.pad_h, p.pad_w) if p.HasField("pad_h") else p.pad
-        stride = (p.stride_h, p.stride_w) if p.HasField("stride_h") else p.stride
-        return cls(methods[p.pool], kernel, stride, pad, bool(p.global_pooling))
+        pad = (p.pad_h, p.pad_w) if has(p, "pad_h") else p.pad
+        stride = (p.stride_h, p.stride_w) if has(p, "stride_h") else p.stride
+        ceil_mode = not (has(p, "round_mode") and p.round_mode == 1)    # 1 = FLOOR
+        return cls(methods[p.pool], kernel, stride, pad, bool(p.global_pooling), ceil_mode)
+
+    @classmethod
+    def from_layer(cls, layer, bottom_shapes):
+        return cls.from_param(sub_param(layer, "pooling_param"))
 
     def _kernel(self, shape):
         return (int(shape[2]), int(shape[3])) if self.global_pooling else self.kernel
 
-    def output_shape(self, shape):
+    def output_shapes(self, bottom_shapes):
+        shape = bottom_shapes[0]
         if len(shape) != 4:
             raise ValueError(f"Pooling expects a 4-D (N, C, H, W) blob, got {tuple(shape)}")
-        return (*shape[:2], *pool2d_output_size(shape[2:], self._kernel(shape),
-                                                self.stride, self.pad))
+        return [(*shape[:2], *pool2d_output_size(shape[2:], self._kernel(shape),
+                                                 self.stride, self.pad, self.ceil_mode))]
 
     def forward(self, x):
-        return pool2d(x, self.method, self._kernel(x.shape), self.stride, self.pad)
+        return pool2d(x, self.method, self._kernel(x.shape), self.stride, self.pad,
+                      self.ceil_mode)
 
     def extra_repr(self):
         k = "global" if self.global_pooling else self.kernel
