@@ -70,7 +70,8 @@ def parse_caffemodel(buf, source: str = "<memory>") -> Net:
     pos = 0
     while pos < end:
         tag = pos
-        number, wire, a, b, pos = read_field(src, pos, end, "")
+        number, wire, a, b, pos = read_field(
+            src, pos, end, "", {100: f"layer[{len(v2)}]", 2: f"layers[{len(v1)}]"})
         if number == 100:
             check_wire(src, wire, (LEN,), tag, f"layer[{len(v2)}]", "layer")
             v2.append(_scan_layer(src, tag, a, b, f"layer[{len(v2)}]", blob_field=7))
@@ -116,7 +117,8 @@ def _scan_layer(src: Source, tag: int, start: int, end: int, field: str, blob_fi
     pos = start
     while pos < end:
         at = pos
-        number, wire, a, b, pos = read_field(src, pos, end, field)
+        number, wire, a, b, pos = read_field(
+            src, pos, end, field, {blob_field: f"{field}.blobs[{len(blobs)}]"})
         if number == blob_field:
             where = f"{field}.blobs[{len(blobs)}]"
             check_wire(src, wire, (LEN,), at, where, "blobs")

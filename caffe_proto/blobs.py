@@ -101,6 +101,12 @@ _VALUE_FIELDS = {5: ("data", 4, FIXED32), 6: ("diff", 4, FIXED32),
                  8: ("double_data", 8, FIXED64), 9: ("double_diff", 8, FIXED64)}
 
 
+def _names(field: str) -> dict:
+    return {5: f"{field}.data", 6: f"{field}.diff", 7: f"{field}.shape",
+            8: f"{field}.double_data", 9: f"{field}.double_diff", 1: f"{field}.num",
+            2: f"{field}.channels", 3: f"{field}.height", 4: f"{field}.width"}
+
+
 class _BlobScan:
     __slots__ = ("dims", "has_shape", "legacy", "floats", "n_floats", "doubles", "n_doubles")
 
@@ -118,7 +124,7 @@ def _read_shape(src: Source, start: int, end: int, field: str, dims: list) -> No
     pos = start
     while pos < end:
         tag = pos
-        number, wire, a, b, pos = read_field(src, pos, end, field)
+        number, wire, a, b, pos = read_field(src, pos, end, field, {1: f"{field}.dim"})
         if number != 1:
             continue                         # unknown BlobShape field: skipped
         check_wire(src, wire, (VARINT, LEN), tag, field, "dim")
@@ -140,7 +146,7 @@ def read_blob(src: Source, start: int, end: int, field: str) -> np.ndarray:
     pos = start
     while pos < end:
         tag = pos
-        number, wire, a, b, pos = read_field(src, pos, end, field)
+        number, wire, a, b, pos = read_field(src, pos, end, field, _names(field))
         if number in _VALUE_FIELDS:                          # data, diff, double_*
             name, item, single = _VALUE_FIELDS[number]
             check_wire(src, wire, (LEN, single), tag, f"{field}.{name}", name)

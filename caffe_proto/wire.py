@@ -61,21 +61,23 @@ def as_int32(value: int) -> int:
     return value - (1 << 32) if value >= (1 << 31) else value
 
 
-def _sub(field: str, number: int) -> str:
-    return f"{field}.<{number}>" if field else f"<{number}>"
-
-
-def read_field(src: Source, pos: int, end: int, field: str):
+def read_field(src: Source, pos: int, end: int, field: str, names=None):
     """One field at `pos`: (number, wire_type, a, b, next_pos).
 
     varint: a = value; fixed32/fixed64: a = payload offset; length-delimited and
-    groups: [a, b) = payload. `field` names the enclosing message (for errors).
+    groups: [a, b) = payload. `field` names the enclosing message and `names`
+    (field number -> path) the fields it knows, for error messages.
     """
     key, p = read_varint(src, pos, end, field)
     number = key >> 3
     wire = key & 7
     if number == 0 or number > MAX_FIELD_NUMBER:
         src.fail(pos, field, f"invalid field number {number} (is this a caffemodel?)")
+
+    def _sub(field, number):
+        if names and number in names:
+            return names[number]
+        return f"{field}.<{number}>" if field else f"<{number}>"
     if wire == VARINT:
         value, p = read_varint(src, p, end, _sub(field, number))
         return number, wire, value, 0, p

@@ -77,7 +77,7 @@ def _blob_pieces(blob) -> tuple[bytes, np.ndarray, bytes]:
 
     Canonical field order: ``data`` (5) then ``shape`` (7); no data field when empty.
     """
-    values = np.ascontiguousarray(blob, dtype="<f4")
+    values = np.require(blob, dtype="<f4", requirements="C")
     shape = caffe_pb2.BlobShape(dim=[int(d) for d in values.shape]).SerializeToString()
     shape_field = _key(7, 2) + _varint(len(shape)) + shape
     head = _key(5, 2) + _varint(values.nbytes) if values.size else b""
