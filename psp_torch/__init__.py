@@ -3,3 +3,6 @@ from .config import PSPNetConfig  # noqa: E402
 from .io import load  # noqa: E402
 from .preprocess import preprocess  # noqa: E402
 from .pspnet import PSPNet, pspnet50_ade20k, pspnet101_cityscapes, pspnet101_voc2012  # noqa: E402
+
+# --- Caffe layers and the generic graph (layers/ / graph) ---
+from .graph import CaffeNet  # noqa: E402
