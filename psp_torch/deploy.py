@@ -16,16 +16,16 @@ from __future__ import annotations
 from caffe_proto import PSPNET, Layer, Net
 from caffe_proto import caffe_pb2
 
-from .config import AUX_CLASSIFIER, AUX_LAYER, STEM_LAYERS, PSPNetConfig
+from .config import AUX_CLASSIFIER, AUX_LAYER, STEM_LAYERS, PSPNetConfig, match_preset
 
 # The ADE20K file gives conv5_4/bn's (zero-lr) mean blob decay_mult 1; the others 0.
 _BN_PARAM_QUIRKS = {("pspnet50_ade20k", "conv5_4/bn"): ((10, 0), (10, 0), (0, 1), (0, 0))}
 
 
 class _Builder:
-    def __init__(self, model_name: str | None, bn_eps: float):
+    def __init__(self, preset_name: str | None, bn_eps: float):
         self.layers: list[Layer] = []
-        self.model_name = model_name
+        self.preset_name = preset_name
         self.bn_eps = bn_eps
 
     def _add(self, name, type_, bottom, top, fill=None):
@@ -64,7 +64,7 @@ class _Builder:
 
     def bn(self, blob, lr=1):
         name = f"{blob}/bn"
-        mults = _BN_PARAM_QUIRKS.get((self.model_name, name),
+        mults = _BN_PARAM_QUIRKS.get((self.preset_name, name),
                                      ((lr, 0), (lr, 0), (0, 0), (0, 0)))
 
         def fill(p):
@@ -113,10 +113,12 @@ def deploy_net(config: PSPNetConfig, model_name: str | None = None, *,
                aux: bool = False) -> Net:
     """The deploy net (input ``data`` 1x3xCxC) of `config`; with ``aux`` the aux head appended.
 
-    `model_name` (a preset name) selects that file's few cosmetic ``param`` quirks.
+    The released file the config is an instance of (`match_preset`, slim widths
+    included) decides its few cosmetic ``param`` quirks; `model_name` only labels the net.
     """
     c = config
-    b = _Builder(model_name, c.bn_eps)
+    preset = match_preset(c)
+    b = _Builder(preset.name if preset else None, c.bn_eps)
     x = "data"
     widths = c.stem_widths
     for i, (name, w) in enumerate(zip(STEM_LAYERS, widths)):

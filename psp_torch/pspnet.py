@@ -83,11 +83,19 @@ class Bottleneck(nn.Module):
             self.downsample = nn.Sequential(_conv(cin, cout, 1, stride=reduce_stride * conv_stride),
                                             nn.BatchNorm2d(cout, eps=eps))
 
-    def forward(self, x):
+    def forward(self, x, blobs=None, name=None):
         y = self.relu(self.bn1(self.conv1(x)))
+        if blobs is not None:
+            blobs[f"{name}_1x1_reduce"] = y
         y = self.relu(self.bn2(self.conv2(y)))
+        if blobs is not None:
+            blobs[f"{name}_3x3"] = y
         y = self.bn3(self.conv3(y))
         shortcut = x if self.downsample is None else self.downsample(x)
+        if blobs is not None:
+            blobs[f"{name}_1x1_increase"] = y
+            if self.downsample is not None:
+                blobs[f"{name}_1x1_proj"] = shortcut
         return self.relu(shortcut + y)
 
 
@@ -100,10 +108,13 @@ class PyramidStage(nn.Module):
         self.conv, self.bn = _conv(cin, cout, 1), nn.BatchNorm2d(cout, eps=eps)
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x):
+    def forward(self, x, blobs=None, name=None):
         k = (self.kernel, self.kernel)
         y = pool2d(x, "ave", k, k, (0, 0))
-        return self.relu(self.bn(self.conv(y)))
+        z = self.relu(self.bn(self.conv(y)))
+        if blobs is not None:
+            blobs[name], blobs[f"{name}_conv"] = y, z
+        return z
 
 
 class PyramidPooling(nn.Module):
@@ -115,10 +126,13 @@ class PyramidPooling(nn.Module):
 
     def forward(self, x, blobs=None, bins=None):
         size = tuple(x.shape[-2:])
-        pooled = [interp(stage(x), size) for stage in self.stages]
-        if blobs is not None:
-            for b, p in zip(bins, pooled):
-                blobs[f"conv5_3_pool{b}_interp"] = p
+        if blobs is None:
+            pooled = [interp(stage(x), size) for stage in self.stages]
+        else:
+            pooled = []
+            for b, stage in zip(bins, self.stages):
+                pooled.append(interp(stage(x, blobs, f"conv5_3_pool{b}"), size))
+                blobs[f"conv5_3_pool{b}_interp"] = pooled[-1]
         return torch.cat([x] + pooled[::-1], dim=1)
 
 
@@ -196,10 +210,10 @@ class PSPNet(nn.Module):
         return out
 
     def forward_blobs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The main blobs under their Caffe names (stage outputs, PPM, head), for parity checks.
+        """Every top blob of the deploy net under its Caffe name, for parity checks.
 
-        Keys: conv1_3_3x3, pool1_3x3_s2, conv{s}_{i} (every block output), the
-        conv5_3_pool{b}_interp maps, conv5_3_concat, conv5_4, conv6, conv6_interp.
+        In-place chains hold their final value, as in Caffe (conv -> BN -> ReLU:
+        after the ReLU; 1x1_increase and 1x1_proj: after their BN).
         """
         blobs = {}
         size = tuple(x.shape[-2:])
@@ -214,8 +228,9 @@ class PSPNet(nn.Module):
         blobs["pool1_3x3_s2"] = y
         for stage in range(4):
             for i, block in enumerate(getattr(self, f"layer{stage + 1}")):
-                y = block(y)
-                blobs[f"conv{stage + 2}_{i + 1}"] = y
+                name = f"conv{stage + 2}_{i + 1}"
+                y = block(y, blobs, name)
+                blobs[name] = y
         y = self.ppm(y, blobs, self.config.bins)
         blobs["conv5_3_concat"] = y
         y = self.head(y)
