@@ -27,7 +27,7 @@ from .dialect import LAYER_CLASSES, layer_dialect, net_dialect
 from .errors import CaffeFormatError
 from .legacy import add_input_layers, declared_inputs, upgrade_v1_layer
 from .net import Layer, Net
-from .sniff import describe_foreign
+from .sniff import describe_foreign, looks_like_prototxt
 from .wire import LEN, Source, check_wire, read_field
 
 # A layer's definition without its blobs is a few hundred bytes in practice;
@@ -64,8 +64,18 @@ def parse_caffemodel(buf, source: str = "<memory>") -> Net:
     if foreign:
         raise CaffeFormatError(f"not a caffemodel: this looks like {foreign}",
                                path=source, offset=0)
-    src = Source(buf, source)
-    end = len(buf)
+    try:
+        return _parse_net(Source(buf, source))
+    except CaffeFormatError as exc:
+        if looks_like_prototxt(bytes(buf[:64])):
+            raise CaffeFormatError(f"{exc.reason} (this looks like a text prototxt: use "
+                                   "load_prototxt)", path=source, offset=exc.offset,
+                                   field=exc.field) from None
+        raise
+
+
+def _parse_net(src: Source) -> Net:
+    buf, source, end = src.buf, src.path, len(src.buf)
     net_ranges, v2, v1 = [], [], []
     pos = 0
     while pos < end:

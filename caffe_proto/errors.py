@@ -9,6 +9,7 @@ class CaffeFormatError(ValueError):
     """
 
     def __init__(self, message, *, path=None, offset=None, line=None, field=None):
+        self.reason = message
         self.path = None if path is None else str(path)
         self.offset = offset
         self.line = line

@@ -24,17 +24,28 @@ _MAGICS = [
 
 
 def describe_foreign(head: bytes) -> str | None:
-    """A description when `head` (the file's first bytes) is some other known format."""
+    """A description when `head` (the file's first bytes) has another format's magic.
+
+    No caffemodel written by Caffe starts with any of these bytes.
+    """
     for magic, what in _MAGICS:
         if head.startswith(magic):
             return what
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "a Python pickle (an old-style torch.save file)"
-    stripped = head.lstrip()
-    for word in (b"name:", b"name :", b"layer {", b"layer{", b"layers {", b"input:", b"#"):
-        if stripped.startswith(word):
-            return "a text prototxt (use load_prototxt)"
     return None
+
+
+_TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+
+
+def looks_like_prototxt(head: bytes) -> bool:
+    """Printable text starting like a prototxt (only a hint: a binary net whose name
+    field happens to be printable looks the same, so ask only after a parse failed)."""
+    if not head or any(b not in _TEXT_BYTES for b in head):
+        return False
+    stripped = head.lstrip()
+    return stripped.startswith((b"name", b"layer", b"input", b"#", b"force_backward", b"state"))
 
 
 def is_hdf5(head: bytes) -> bool:

@@ -284,7 +284,7 @@ GOOD_BLOB = ld(7, ld(1, varint(2))) + ld(5, b"\0" * 8)
     (b"PK\x03\x04rest-of-a-pth", ["zip", ".pth"]),
     (b"\x89HDF\r\n\x1a\n\0\0", ["HDF5", "load_weights"]),
     (b"\x80\x02}q\x00.", ["pickle"]),
-    (b'name: "x"\nlayer {', ["text prototxt"]),
+    (b'name: "x"\nlayer {', ["text prototxt", "load_prototxt"]),
     (layer_bytes("a", "Convolution")[:-3], ["byte 0", "layer[0]", "past the end"]),
     (ld(100, b"\x0a\xff\xff\xff\xff\x0f"), ["layer[0]", "declared length 4294967295"]),
     (b"\xa2\x06" + b"\xff" * 11, ["varint longer than 10 bytes"]),
