@@ -80,16 +80,9 @@ class WeightReport:
 
 
 def read_weights(path):
-    """A caffemodel or Caffe HDF5 weights file -> `caffe_proto.Net`."""
-    import caffe_proto
-    loader = getattr(caffe_proto, "load_weights", None)
-    if loader is not None:
-        return loader(path)
-    with open(path, "rb") as f:
-        magic = f.read(8)
-    if magic == b"\x89HDF\r\n\x1a\n":
-        return caffe_proto.load_hdf5(path)
-    return caffe_proto.load_caffemodel(path)
+    """A caffemodel or Caffe HDF5 weights file (told apart by content) -> `caffe_proto.Net`."""
+    from caffe_proto import load_weights
+    return load_weights(path)
 
 
 def supported_types_text() -> str:
