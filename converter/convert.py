@@ -208,9 +208,6 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
         raise ConvertError(f"{source}: no such file")
     sha = sha256_of(source)
     wnet = weights_net(str(source))
-    if not any(l.blobs for l in wnet.layers):
-        raise CaffeFormatError("holds no weights (is it a prototxt or a solver state?)",
-                               path=str(source))
     log(f"source: {source} ({source.stat().st_size:,} bytes, sha256 {sha[:16]}...)")
     if prototxt is not None:
         text = _prototxt_text(prototxt)
@@ -226,6 +223,9 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
                 config = config.with_aux(aux)
             payload = _pspnet_payload(config, wnet, source, sha, "prototxt", log)
     else:
+        if not any(l.blobs for l in wnet.layers):
+            raise CaffeFormatError("holds no weights (is it a prototxt or a solver state?)",
+                                   path=str(source))
         try:
             config = config_from_net(wnet)
         except NotAPSPNet as exc:

@@ -96,7 +96,10 @@ def state_dict_from_caffe(config: PSPNetConfig, wnet, *, source: str | None = No
             raise WeightMismatch(f"{source}: layer {lk.caffe!r} has {len(layer.blobs)} blobs, "
                                  f"{lk.module} needs {len(lk.keys)}")
         for i, (key, blob) in enumerate(zip(lk.keys, layer.blobs)):
-            arr = _fit(np.asarray(blob, dtype=np.float32), shapes[key], lk.caffe, i, key)
+            try:
+                arr = _fit(np.asarray(blob, dtype=np.float32), shapes[key], lk.caffe, i, key)
+            except WeightMismatch as exc:
+                raise WeightMismatch(f"{source}: {exc}") from None
             if not arr.flags.writeable:
                 arr = arr.copy()
             state[key] = torch.from_numpy(np.ascontiguousarray(arr))
