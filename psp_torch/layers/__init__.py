@@ -15,7 +15,7 @@ from .crop import Crop
 from .eltwise import Eltwise
 from .inner_product import InnerProduct
 from .input import Input
-from .interp import Interp, interp, interp_output_size
+from .interp import Interp, interp_output_size   # the function interp: layers.interp.interp
 from .pooling import Pooling, pool2d, pool_output_size
 from .reshape import Flatten, Reshape
 from .softmax import Softmax
@@ -37,5 +37,5 @@ def layer_class(type_name: str):
 
 
 __all__ = ["LAYER_TYPES", "ALIASES", "layer_class", "CaffeLayer", "LayerError", *LAYER_TYPES,
-           "interp", "interp_output_size", "pool2d", "pool_output_size", "conv_output_size",
+           "interp_output_size", "pool2d", "pool_output_size", "conv_output_size",
            "deconv_output_size"]
