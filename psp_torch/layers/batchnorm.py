@@ -14,6 +14,7 @@ Bias: ``y = x + bias`` with the same axis rules.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,7 +27,7 @@ class BatchNorm(CaffeLayer):
 
     def __init__(self, channels: int, eps: float = 1e-5, use_global_stats: bool = True):
         super().__init__()
-        self.channels, self.eps = channels, float(torch.tensor(eps, dtype=torch.float32))
+        self.channels, self.eps = channels, float(np.float32(eps))
         self.use_global_stats = use_global_stats
         self.register_buffer("mean", torch.zeros(channels))
         self.register_buffer("var", torch.ones(channels))

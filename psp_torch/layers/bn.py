@@ -8,6 +8,7 @@ call the type ``BNData`` (an alias).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,7 +25,7 @@ class BN(CaffeLayer):
 
     def __init__(self, channels: int, eps: float = 1e-5):
         super().__init__()
-        self.channels, self.eps = channels, float(torch.tensor(eps, dtype=torch.float32))
+        self.channels, self.eps = channels, float(np.float32(eps))
         shape = (1, channels, 1, 1)
         self.slope = nn.Parameter(torch.ones(shape))
         self.bias = nn.Parameter(torch.zeros(shape))
