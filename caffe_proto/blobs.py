@@ -82,18 +82,18 @@ def _run_length(buf, pos: int, end: int, rec: int) -> int:
     """
     tag = buf[pos]
     n = 0
-    while True:
+    k = n_max = 1
+    while k == n_max:                # a full chunk matched: the run may go on
         n_max = min((end - pos) // rec, _COPY_CHUNK)
         if n_max == 0:
-            return n
+            break
         tags = np.ndarray((n_max,), np.uint8, buffer=buf, offset=pos, strides=(rec,))
         stops = np.flatnonzero(tags != tag)
         del tags
         k = int(stops[0]) if stops.size else n_max
         n += k
         pos += k * rec
-        if k < n_max:
-            return n
+    return n
 
 
 # field number -> (name, bytes per value, wire type of an unpacked value)

@@ -39,10 +39,25 @@ def _looks_like_text(s: str) -> bool:
     return "\n" in s or "{" in s or (":" in s and not os.path.exists(s))
 
 
-def _read_text(path_or_text):
-    """(text, source name) from a path or from the prototxt text itself."""
+def _decode(data: bytes, source: str) -> str:
+    if not data.strip():
+        raise CaffeFormatError("empty prototxt", path=source)
+    if b"\x00" in data:
+        raise CaffeFormatError("binary data, not a text prototxt (a caffemodel?)",
+                               path=source, offset=data.index(b"\x00"),
+                               line=data[:data.index(b"\x00")].count(b"\n") + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise CaffeFormatError("not UTF-8 text (is this a binary caffemodel?)",
+                               path=source, line=line, offset=exc.start) from exc
+
+
+def load_prototxt(path_or_text) -> Net:
+    """Parse a prototxt (a path, or the text itself) of either dialect into a `Net`."""
     if isinstance(path_or_text, bytes):
-        path_or_text = path_or_text.decode("utf-8", errors="strict")
+        return parse_prototxt(path_or_text)
     if isinstance(path_or_text, os.PathLike) or not _looks_like_text(path_or_text):
         source = os.fspath(path_or_text)
         try:
@@ -50,23 +65,14 @@ def _read_text(path_or_text):
                 data = f.read()
         except OSError as exc:
             raise CaffeFormatError(f"cannot read: {exc.strerror}", path=source) from exc
-        if not data.strip():
-            raise CaffeFormatError("empty prototxt", path=source)
-        if b"\x00" in data[:4096]:
-            raise CaffeFormatError("binary data, not a text prototxt (a caffemodel?)",
-                                   path=source, offset=data.index(b"\x00"))
-        try:
-            return data.decode("utf-8"), source
-        except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
-            raise CaffeFormatError("not UTF-8 text (is this a binary caffemodel?)",
-                                   path=source, line=line, offset=exc.start) from exc
-    return str(path_or_text), "<text>"
+        return parse_prototxt(data, source)
+    return parse_prototxt(str(path_or_text))
 
 
-def load_prototxt(path_or_text) -> Net:
-    """Parse a prototxt (a path, or the text itself) of either dialect into a `Net`."""
-    text, source = _read_text(path_or_text)
+def parse_prototxt(text, source: str = "<text>") -> Net:
+    """Prototxt text (str, or bytes that must be UTF-8) -> `Net`."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        text = _decode(bytes(text), source)
     dialect = detect_text_dialect(text)
     if dialect == "mixed":
         raise CaffeFormatError(

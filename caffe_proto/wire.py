@@ -37,19 +37,19 @@ def read_varint(src: Source, pos: int, end: int, field: str) -> tuple[int, int]:
     """(unsigned 64-bit value, position after it); at most 10 bytes."""
     buf = src.buf
     start = pos
+    stop = min(end, pos + 10)
     result = 0
     shift = 0
-    while True:
-        if pos >= end:
-            src.fail(start, field, "truncated varint (the data ends inside a number)")
+    while pos < stop:
         b = buf[pos]
         pos += 1
         result |= (b & 0x7F) << shift
         if b < 0x80:
             return result & _MASK64, pos
         shift += 7
-        if shift >= 70:
-            src.fail(start, field, "varint longer than 10 bytes")
+    if stop == end and pos - start < 10:
+        src.fail(start, field, "truncated varint (the data ends inside a number)")
+    src.fail(start, field, "varint longer than 10 bytes")
 
 
 def as_int64(value: int) -> int:
@@ -107,7 +107,7 @@ def read_field(src: Source, pos: int, end: int, field: str, names=None):
 def skip_group(src: Source, number: int, pos: int, end: int, field: str) -> int:
     """Position after the end-group tag that closes group `number` (opened before pos)."""
     stack = [number]
-    while True:
+    while stack:
         if pos >= end:
             src.fail(pos, field, f"group {number} is not closed (truncated file?)")
         key, p = read_varint(src, pos, end, field)
@@ -118,8 +118,6 @@ def skip_group(src: Source, number: int, pos: int, end: int, field: str) -> int:
             if num != stack[-1]:
                 src.fail(pos, field, f"end-group {num} closes group {stack[-1]}")
             stack.pop()
-            if not stack:
-                return p
             pos = p
         elif wire == SGROUP:
             if len(stack) >= MAX_GROUP_DEPTH:
@@ -128,6 +126,7 @@ def skip_group(src: Source, number: int, pos: int, end: int, field: str) -> int:
             pos = p
         else:
             pos = read_field(src, pos, end, field)[4]
+    return pos
 
 
 def check_wire(src: Source, wire: int, allowed: tuple, pos: int, field: str, name: str):
