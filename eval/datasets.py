@@ -1,0 +1,224 @@
+"""The benchmarks in their own folder layouts, and their label conventions.
+
+Labels are returned in the network's class ids: 0..C-1, 255 = ignored.
+
+- VOC 2012: ``ImageSets/Segmentation/<split>.txt``, ``JPEGImages/<id>.jpg``,
+  ``SegmentationClass/<id>.png`` (palette PNG: the pixel values are palette indices 0..20,
+  255 = void border). Read with Pillow, which returns the indices (OpenCV would return the
+  palette colours).
+- ADE20K (ADEChallengeData2016): ``images/validation/*.jpg``, ``annotations/validation/*.png``;
+  0 ("other") -> 255, k -> k - 1.
+- Cityscapes: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png``; labels
+  ``gtFine/<split>/<city>/*_gtFine_labelTrainIds.png`` when present (used as they are), else
+  ``*_gtFine_labelIds.png`` mapped with the official id -> trainId table.
+- The authors' list files (``--list``): ``image [label]`` per line, paths relative to the
+  data root (a leading "/" is allowed, as in their VOC list); labels follow the dataset's
+  convention above.
+
+Images are read as RGB uint8; grey images are replicated to 3 channels; EXIF orientation is
+ignored (as MATLAB's imread does).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DATASETS = ("voc", "ade20k", "cityscapes")
+
+# Image counts of the full splits (a smaller set gets no PASS/FAIL verdict).
+SPLIT_SIZES = {("voc", "val"): 1449, ("voc", "test"): 1456, ("ade20k", "val"): 2000,
+               ("cityscapes", "val"): 500, ("cityscapes", "test"): 1525}
+
+# Official Cityscapes labelId -> trainId (every other id -> 255).
+CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+                        23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+IGNORE = 255
+
+
+def _lut(pairs: dict[int, int]) -> np.ndarray:
+    lut = np.full(256, IGNORE, np.uint8)
+    for k, v in pairs.items():
+        lut[k] = v
+    return lut
+
+
+CITYSCAPES_LUT = _lut(CITYSCAPES_TRAIN_IDS)
+ADE20K_LUT = _lut({k: k - 1 for k in range(1, 151)})
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str                   # output file stem
+    image: Path
+    label: Path | None = None
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, unreadable or holds values outside the convention."""
+
+
+# ---------------------------------------------------------------- layouts
+
+def _find_root(root: Path, marker: str, candidates: tuple[str, ...]) -> Path:
+    for c in ("",) + candidates:
+        if (root / c / marker).exists():
+            return root / c
+    raise DatasetError(f"{root}: no {marker!r} found here or in {', '.join(candidates)}")
+
+
+def voc_samples(root: str | Path, split: str = "val") -> list[Sample]:
+    root = _find_root(Path(root), "ImageSets/Segmentation",
+                      ("VOC2012", "VOCdevkit/VOC2012"))
+    listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    if not listing.exists():
+        raise DatasetError(f"{listing}: split list missing")
+    ids = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+    with_labels = split != "test"
+    return [Sample(i, root / "JPEGImages" / f"{i}.jpg",
+                   root / "SegmentationClass" / f"{i}.png" if with_labels else None)
+            for i in ids]
+
+
+def ade20k_samples(root: str | Path, split: str = "val") -> list[Sample]:
+    root = _find_root(Path(root), "images", ("ADEChallengeData2016",))
+    sub = {"val": "validation", "train": "training"}.get(split, split)
+    images = sorted((root / "images" / sub).glob("*.jpg"))
+    if not images:
+        raise DatasetError(f"{root / 'images' / sub}: no .jpg images")
+    return [Sample(p.stem, p, root / "annotations" / sub / f"{p.stem}.png") for p in images]
+
+
+def cityscapes_samples(root: str | Path, split: str = "val") -> list[Sample]:
+    root = _find_root(Path(root), "leftImg8bit", ("cityscapes",))
+    images = sorted((root / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"))
+    if not images:
+        raise DatasetError(f"{root / 'leftImg8bit' / split}: no *_leftImg8bit.png images")
+    out = []
+    for p in images:
+        stem = p.name[: -len("_leftImg8bit.png")]
+        label = None
+        if split != "test":
+            gt = root / "gtFine" / split / p.parent.name
+            label = gt / f"{stem}_gtFine_labelTrainIds.png"
+            if not label.exists():
+                label = gt / f"{stem}_gtFine_labelIds.png"
+        out.append(Sample(p.name[: -len(".png")], p, label))
+    return out
+
+
+def list_samples(root: str | Path, list_file: str | Path) -> list[Sample]:
+    """The authors' list format: 'image [label]' per line, relative to root."""
+    root = Path(root)
+    out = []
+    for n, line in enumerate(Path(list_file).read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) > 2:
+            raise DatasetError(f"{list_file}:{n}: expected 'image [label]', got {line!r}")
+        image = root / parts[0].lstrip("/")
+        label = root / parts[1].lstrip("/") if len(parts) == 2 else None
+        out.append(Sample(image.stem, image, label))
+    return out
+
+
+def samples(dataset: str, root: str | Path, split: str = "val",
+            list_file: str | Path | None = None) -> list[Sample]:
+    if list_file is not None:
+        return list_samples(root, list_file)
+    readers = {"voc": voc_samples, "ade20k": ade20k_samples, "cityscapes": cityscapes_samples}
+    if dataset not in readers:
+        raise DatasetError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+    return readers[dataset](root, split)
+
+
+def missing_files(items: list[Sample]) -> list[str]:
+    """Every image/label that does not exist or cannot be opened, with the reason."""
+    bad = []
+    for s in items:
+        for p in (s.image, s.label):
+            if p is None:
+                continue
+            if not p.is_file():
+                bad.append(f"{p} (missing)")
+            elif not os.access(p, os.R_OK) or p.stat().st_size == 0:
+                bad.append(f"{p} (unreadable or empty)")
+    return bad
+
+
+# ---------------------------------------------------------------- readers
+
+def read_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3); grey replicated to 3 channels."""
+    data = np.fromfile(str(path), np.uint8) if Path(path).is_file() else None
+    img = None if data is None or data.size == 0 else cv2.imdecode(
+        data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if img is None:
+        raise DatasetError(f"{path}: cannot read image")
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def read_png_values(path: str | Path) -> np.ndarray:
+    """The stored values of a single-channel PNG (palette indices for palette PNGs)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L", "I;16", "I", "1"):
+                raise DatasetError(f"{path}: label PNG must be single-channel, got mode {im.mode}")
+            a = np.array(im)
+    except (OSError, SyntaxError) as e:
+        raise DatasetError(f"{path}: cannot read label ({e})") from e
+    return a
+
+
+def decode_label(values: np.ndarray, dataset: str, path: str | Path = "<label>") -> np.ndarray:
+    """Stored label values -> class ids 0..C-1 / 255 (uint8), checked."""
+    if values.ndim != 2:
+        raise DatasetError(f"{path}: label must be 2-D, got shape {values.shape}")
+    if values.max(initial=0) > 255:
+        raise DatasetError(f"{path}: label values above 255")
+    v = values.astype(np.uint8)
+    if dataset == "ade20k":
+        return ADE20K_LUT[v]
+    if dataset == "cityscapes":
+        return v if "labelTrainIds" in Path(path).name else CITYSCAPES_LUT[v]
+    if dataset == "voc":
+        return v
+    raise DatasetError(f"unknown dataset {dataset!r}")
+
+
+def read_label(path: str | Path, dataset: str, num_classes: int) -> np.ndarray:
+    lab = decode_label(read_png_values(path), dataset, path)
+    bad = np.unique(lab[(lab >= num_classes) & (lab != IGNORE)])
+    if bad.size:
+        raise DatasetError(f"{path}: label values {bad.tolist()[:10]} outside 0..{num_classes - 1} "
+                           f"and 255 (after the {dataset} convention)")
+    return lab
+
+
+# ---------------------------------------------------------------- output ids
+
+def to_dataset_ids(pred: np.ndarray, dataset: str) -> np.ndarray:
+    """Class ids 0..C-1 -> the ids the dataset's own files use: VOC 0..20, ADE20K 1..150,
+    Cityscapes labelIds (7..33, the official benchmark's format)."""
+    if dataset == "ade20k":
+        return (pred + 1).astype(np.uint8)
+    if dataset == "cityscapes":
+        inv = np.zeros(256, np.uint8)
+        for k, v in CITYSCAPES_TRAIN_IDS.items():
+            inv[v] = k
+        return inv[pred]
+    return pred.astype(np.uint8)
+
+
+def from_dataset_ids(ids: np.ndarray, dataset: str) -> np.ndarray:
+    """Inverse of to_dataset_ids (used by --resume)."""
+    if dataset == "ade20k":
+        return ids.astype(np.int64) - 1
+    if dataset == "cityscapes":
+        return CITYSCAPES_LUT[ids].astype(np.int64)
+    return ids.astype(np.int64)

@@ -1,0 +1,94 @@
+"""Per-image output files, written atomically (temp file in the same folder + os.replace).
+
+Layout under OUT:
+- ``labels/<name>.png``: the prediction in the dataset's own ids (VOC 0..20 as a palette PNG,
+  ADE20K 1..150 grey, Cityscapes labelIds grey); for the VOC test split the official
+  submission layout ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png`` instead;
+- ``color/<name>.png``: RGB with the dataset palette;
+- ``probs/<name>.npy``: float32 (C, H, W) final probabilities (``--save-probs``);
+- ``overlay/<name>.png``: image and colours blended half and half (``--image``).
+The label PNG is written last: its presence marks a finished image (``--resume``).
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from psp_torch.classes import PALETTES, voc_colormap
+
+from .datasets import from_dataset_ids, read_png_values, to_dataset_ids
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def png_bytes(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
+    from PIL import Image
+    if palette is not None:
+        im = Image.fromarray(array.astype(np.uint8), mode="P")
+        im.putpalette(palette.astype(np.uint8).reshape(-1).tolist())
+    else:
+        im = Image.fromarray(np.ascontiguousarray(array))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Writer:
+    """Where and how one run writes its per-image outputs."""
+
+    def __init__(self, out: Path, dataset: str, split: str = "val"):
+        self.out = Path(out)
+        self.dataset = dataset
+        voc_test = dataset == "voc" and split == "test"
+        self.label_dir = (self.out / "results/VOC2012/Segmentation/comp6_test_cls" if voc_test
+                          else self.out / "labels")
+
+    def label_path(self, name: str) -> Path:
+        return self.label_dir / f"{name}.png"
+
+    def probs_path(self, name: str) -> Path:
+        return self.out / "probs" / f"{name}.npy"
+
+    def colour(self, pred: np.ndarray) -> np.ndarray:
+        return PALETTES[self.dataset][pred]
+
+    def write(self, name: str, pred: np.ndarray, probs: np.ndarray | None = None,
+              image: np.ndarray | None = None) -> None:
+        colour = self.colour(pred)
+        atomic_write_bytes(self.out / "color" / f"{name}.png", png_bytes(colour))
+        if image is not None:
+            blend = (image.astype(np.float32) * 0.5 + colour.astype(np.float32) * 0.5)
+            atomic_write_bytes(self.out / "overlay" / f"{name}.png",
+                               png_bytes(np.round(blend).astype(np.uint8)))
+        if probs is not None:
+            buf = io.BytesIO()
+            np.save(buf, np.ascontiguousarray(probs, np.float32))
+            atomic_write_bytes(self.probs_path(name), buf.getvalue())
+        ids = to_dataset_ids(pred, self.dataset)
+        palette = voc_colormap(256) if self.dataset == "voc" else None
+        atomic_write_bytes(self.label_path(name), png_bytes(ids, palette))
+
+    def finished(self, name: str, need_probs: bool) -> bool:
+        return self.label_path(name).is_file() and (
+            not need_probs or self.probs_path(name).is_file())
+
+    def read_prediction(self, name: str) -> np.ndarray:
+        """Class ids 0..C-1 of a finished image, rebuilt from its label PNG."""
+        return from_dataset_ids(read_png_values(self.label_path(name)), self.dataset)

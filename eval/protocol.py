@@ -1,0 +1,206 @@
+"""The authors' test protocol (evaluation/eval_sub.m, scale_process.m, pre_img.m,
+caffe_process.m), one pure function per step.
+
+For an RGB uint8 image of ori_rows x ori_cols and each scale s:
+
+1. ``long = base_size * s + 1``; the longer side becomes ``long``, the shorter
+   ``round(single(long) / single(longer) * shorter)`` in float32, rounded half away from zero
+   (a square image counts as "cols longer"); the uint8 image is resized to it (``imresize``
+   bilinear, result uint8).
+2. ``long <= crop``: one window. The image is converted to float32, padded bottom/right to
+   crop x crop with the exact mean colour, mean subtracted (padding becomes exactly 0); the
+   score is cropped back to new_rows x new_cols.
+   ``long > crop``: sliding windows. A side shorter than crop is padded bottom/right *on the
+   uint8 image* with the mean rounded to uint8 (124, 117, 104), so padded pixels read
+   (0.32, 0.221, 0.061) after mean subtraction. ``stride = ceil(2/3 * crop)``,
+   ``grid = ceil(single(padded - crop) / stride) + 1`` per axis; window i starts at
+   ``i * stride`` (0-based), ends at ``min(start + crop, padded)``, start = end - crop.
+   Window probabilities are summed (float32, windows in row-major order) and divided by the
+   per-pixel window count, then cropped to new_rows x new_cols.
+3. Each window: net input = (pixel - mean), channels BGR, (1, 3, crop, crop). The net runs on
+   it and on its left-right mirror; the raw scores (the mirrored one flipped back) are summed
+   and exp-normalised over classes (softmax of the sum).
+4. The per-scale map is resized to ori_rows x ori_cols (imresize bilinear on float32, with
+   anti-aliasing when shrinking) and renormalised over classes (divided by its class sum).
+5. The maps of all scales are summed and divided by the number of scales; prediction = argmax
+   over classes (first maximum on ties).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .resize import imresize, round_half_away
+
+Model = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the protocol needs besides the model."""
+    num_classes: int
+    crop_size: int
+    base_size: int
+    mean_rgb: tuple = (123.68, 116.779, 103.939)
+    scales: tuple = (1.0,)
+    flip: bool = True
+    resize: str = "matlab"      # "matlab" | "opencv"
+    batch: int = 2              # windows (and mirrors) per network call
+    device: str = "cpu"
+    precision: str = "fp32"     # "fp32" | "bf16" | "fp16"
+
+
+def matlab_round(x: float) -> int:
+    """MATLAB round: half away from zero."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def scaled_size(rows: int, cols: int, base_size: int, scale: float) -> tuple[int, int]:
+    """(new_rows, new_cols) of one test scale (eval_sub.m)."""
+    long_size = base_size * scale + 1
+    long_px = math.ceil(long_size)  # imresize takes ceil of a fractional size
+    if rows > cols:
+        short = np.float32(long_size) / np.float32(rows) * np.float32(cols)
+        return long_px, max(1, matlab_round(float(short)))
+    short = np.float32(long_size) / np.float32(cols) * np.float32(rows)
+    return max(1, matlab_round(float(short))), long_px
+
+
+def window_stride(crop: int) -> int:
+    return math.ceil(crop * 2 / 3)
+
+
+def grid_count(padded: int, crop: int) -> int:
+    """Windows along one axis: ceil(single(padded - crop) / stride) + 1."""
+    return int(np.ceil(np.float32(padded - crop) / np.float32(window_stride(crop)))) + 1
+
+
+def window_starts(padded: int, crop: int) -> list[int]:
+    """0-based start of each window along one axis, shifted to end inside the padded image."""
+    stride = window_stride(crop)
+    starts = []
+    for i in range(grid_count(padded, crop)):
+        end = min(i * stride + crop, padded)
+        starts.append(end - crop)
+    return starts
+
+
+def windows(pad_rows: int, pad_cols: int, crop: int) -> list[tuple[int, int]]:
+    """(y0, x0) of every window, row-major like scale_process.m's loops."""
+    return [(y, x) for y in window_starts(pad_rows, crop) for x in window_starts(pad_cols, crop)]
+
+
+def pad_bottom_right(img: np.ndarray, rows: int, cols: int, value: Sequence[float]) -> np.ndarray:
+    """Pad (H, W, 3) to at least rows x cols at the bottom/right with a per-channel value,
+    converted to img's class as MATLAB's padarray does (uint8: rounded, saturated)."""
+    h, w = img.shape[:2]
+    if h >= rows and w >= cols:
+        return img
+    if img.dtype == np.uint8:
+        fill = np.array([min(255, max(0, matlab_round(v))) for v in value], np.uint8)
+    else:
+        fill = np.asarray(value, img.dtype)
+    out = np.empty((max(h, rows), max(w, cols), img.shape[2]), img.dtype)
+    out[...] = fill
+    out[:h, :w] = img
+    return out
+
+
+def net_input(img: np.ndarray, crop: int, mean_rgb: Sequence[float]) -> np.ndarray:
+    """pre_img.m: (3, crop, crop) float32 BGR, single(img) padded with the exact mean, minus mean."""
+    x = img.astype(np.float32)
+    mean = np.asarray(mean_rgb, np.float32)
+    x = pad_bottom_right(x, crop, crop, mean)
+    x = x - mean
+    return np.ascontiguousarray(x[:, :, ::-1].transpose(2, 0, 1))
+
+
+def _autocast(settings: Settings):
+    if settings.precision == "fp32":
+        return torch.autocast(device_type="cpu", enabled=False)
+    dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float16
+    dev = torch.device(settings.device).type
+    return torch.autocast(device_type=dev, dtype=dtype)
+
+
+def window_probs(model: Model, inputs: torch.Tensor, settings: Settings) -> torch.Tensor:
+    """caffe_process.m for N windows (N, 3, crop, crop) -> (N, C, crop, crop) float32.
+
+    The windows and their mirrors go through the net in batches of settings.batch; raw scores
+    of a window and of its mirror (flipped back) are summed, then softmax over classes.
+    """
+    inputs = inputs.to(settings.device)
+    n = inputs.shape[0]
+    stack = torch.cat([inputs, inputs.flip(-1)]) if settings.flip else inputs
+    outs = []
+    with torch.no_grad(), _autocast(settings):
+        for i in range(0, stack.shape[0], max(1, settings.batch)):
+            out = model(stack[i:i + settings.batch])
+            if isinstance(out, dict):
+                out = out["out"]
+            outs.append(out.float())
+    scores = torch.cat(outs)
+    if scores.shape[1] != settings.num_classes or scores.shape[2:] != inputs.shape[2:]:
+        raise ValueError(f"model returned scores of shape {tuple(scores.shape[1:])}, expected "
+                         f"({settings.num_classes}, {inputs.shape[2]}, {inputs.shape[3]})")
+    if settings.flip:
+        scores = scores[:n] + scores[n:].flip(-1)
+    return torch.softmax(scores, dim=1)
+
+
+def scale_probs(model: Model, img_scaled: np.ndarray, settings: Settings) -> torch.Tensor:
+    """scale_process.m up to the crop back: (C, new_rows, new_cols) float32 probabilities."""
+    crop = settings.crop_size
+    rows, cols = img_scaled.shape[:2]
+    if max(rows, cols) <= crop:
+        x = torch.from_numpy(net_input(img_scaled, crop, settings.mean_rgb))[None]
+        return window_probs(model, x, settings)[0, :, :rows, :cols]
+    padded = pad_bottom_right(img_scaled, crop, crop, settings.mean_rgb)
+    pad_rows, pad_cols = padded.shape[:2]
+    corners = windows(pad_rows, pad_cols, crop)
+    inputs = np.stack([net_input(padded[y:y + crop, x:x + crop], crop, settings.mean_rgb)
+                       for y, x in corners])
+    probs = window_probs(model, torch.from_numpy(inputs), settings)
+    total = torch.zeros((settings.num_classes, pad_rows, pad_cols), dtype=torch.float32,
+                        device=probs.device)
+    count = torch.zeros((1, pad_rows, pad_cols), dtype=torch.float32, device=probs.device)
+    for (y, x), p in zip(corners, probs):
+        total[:, y:y + crop, x:x + crop] += p
+        count[:, y:y + crop, x:x + crop] += 1
+    return (total / count)[:, :rows, :cols]
+
+
+def renormalise(probs: torch.Tensor) -> torch.Tensor:
+    """Divide by the sum over classes (dim 0)."""
+    return probs / probs.sum(dim=0, keepdim=True)
+
+
+def segment(model: Model, image: np.ndarray, settings: Settings) -> torch.Tensor:
+    """The whole protocol on one RGB uint8 image (H, W, 3): (C, H, W) float32 probabilities."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"segment expects an RGB uint8 (H, W, 3) image, got "
+                         f"{image.dtype} {image.shape}")
+    rows, cols = image.shape[:2]
+    total = None
+    for s in settings.scales:
+        size = scaled_size(rows, cols, settings.base_size, s)
+        img_s = image if size == (rows, cols) and settings.resize == "matlab" else \
+            imresize(image, size, settings.resize)
+        p = scale_probs(model, img_s, settings)
+        p = renormalise(imresize(p, (rows, cols), settings.resize, channels_first=True))
+        total = p if total is None else total + p
+    return total / len(settings.scales)
+
+
+def predict(probs: torch.Tensor) -> np.ndarray:
+    """argmax over classes (first maximum on ties), (H, W) int64."""
+    return probs.argmax(dim=0).cpu().numpy()
+
+
+__all__ = ["Settings", "scaled_size", "window_stride", "grid_count", "window_starts", "windows",
+           "pad_bottom_right", "net_input", "window_probs", "scale_probs", "renormalise",
+           "segment", "predict", "matlab_round", "round_half_away"]

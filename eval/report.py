@@ -1,0 +1,90 @@
+"""The run's summary: per-class table, results.json / results.csv, and the verdict against the
+published numbers (tolerance 0.1 points, only for the full split with default settings)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from .metrics import Stats, cityscapes_miou, summary
+from .outputs import atomic_write_bytes
+
+TOLERANCE = 0.1  # points (percent)
+
+
+def verdict(miou: float | None, pixel_acc: float | None, reference, applies: str | None) -> str:
+    """'PASS ...', 'FAIL ...' or 'NO REFERENCE (...)'.
+
+    miou, pixel_acc: fractions; reference: presets.Published (percent) or None;
+    applies: None when the reference applies, else the reason it does not.
+    """
+    if applies is not None or reference is None or miou is None:
+        return f"NO REFERENCE ({applies or 'no published number for these settings'})"
+    parts, ok = [], True
+    for what, ours, ref in (("mIoU", miou, reference.miou),
+                            ("pixel acc", pixel_acc, reference.pixel_acc)):
+        if ref is None:
+            continue
+        ours_pct = 100 * ours if ours is not None and not math.isnan(ours) else float("nan")
+        diff = ours_pct - ref
+        good = abs(diff) <= TOLERANCE
+        ok &= good
+        parts.append(f"{what} {ours_pct:.2f} vs published {ref:.2f} ({diff:+.2f})")
+    return ("PASS " if ok else "FAIL ") + "; ".join(parts) + f" [tolerance {TOLERANCE} points]"
+
+
+def build_results(stats: Stats, class_names, info: dict, reference, applies) -> dict:
+    s = summary(stats)
+    res = dict(info)
+    res.update({
+        "images_scored": stats.images,
+        "miou": s["miou"],
+        "pixel_acc": s["pixel_acc"],
+        "classes": [{"id": i, "name": n, "iou": s["iou"][i],
+                     "intersection": int(stats.intersection[i]), "union": int(stats.union[i])}
+                    for i, n in enumerate(class_names)],
+        "correct": stats.correct, "labelled": stats.labelled,
+    })
+    if info.get("dataset") == "cityscapes":
+        res["miou_cityscapes_script"] = cityscapes_miou(stats)
+    res["reference"] = None if reference is None else {
+        "miou": reference.miou, "pixel_acc": reference.pixel_acc}
+    res["verdict"] = verdict(s["miou"], s["pixel_acc"], reference, applies)
+    return res
+
+
+def table(res: dict) -> str:
+    lines = [f"{'id':>3} {'class':<22} {'IoU':>7}"]
+    for c in res["classes"]:
+        lines.append(f"{c['id']:>3} {c['name']:<22} {100 * c['iou']:7.2f}")
+    lines.append(f"mIoU over {len(res['classes'])} classes: {100 * res['miou']:.2f}")
+    if "miou_cityscapes_script" in res:
+        lines.append(f"mIoU (Cityscapes script, present classes): "
+                     f"{100 * res['miou_cityscapes_script']:.2f}")
+    lines.append(f"pixel accuracy: {100 * res['pixel_acc']:.2f}")
+    return "\n".join(lines)
+
+
+def _clean(x):
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def write_results(out: Path, res: dict) -> None:
+    atomic_write_bytes(Path(out) / "results.json",
+                       (json.dumps(_clean(res), indent=1) + "\n").encode())
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "class", "iou", "intersection", "union"])
+    for c in res["classes"]:
+        w.writerow([c["id"], c["name"], f"{c['iou']:.6f}", c["intersection"], c["union"]])
+    w.writerow(["", "mIoU", f"{res['miou']:.6f}", "", ""])
+    w.writerow(["", "pixel_acc", f"{res['pixel_acc']:.6f}", res["correct"], res["labelled"]])
+    atomic_write_bytes(Path(out) / "results.csv", buf.getvalue().encode())

@@ -1,0 +1,127 @@
+"""Bilinear resizing as MATLAB's ``imresize(A, [rows cols], 'bilinear')`` computes it.
+
+The authors' evaluation resizes twice with it: the uint8 image to each test scale, and the
+float probability map back to the original size. MATLAB resizes one axis at a time.
+
+Per axis (input length n, output length m, ``scale = m / n``, 1-based coordinates):
+
+- output pixel x maps to ``u = x / scale + 0.5 * (1 - 1/scale)`` (pixel centres aligned);
+- kernel = triangle ``h(t) = max(0, 1 - |t|)`` of width 2; when shrinking (scale < 1) it is
+  widened to anti-alias: ``h_s(t) = scale * h(scale * t)``, width ``2 / scale``;
+- taps ``j = floor(u - width/2) + k`` for ``k = 0 .. ceil(width) + 1``; weights
+  ``h_s(u - j)``, divided by their sum (so they sum to 1 for each output pixel);
+- taps outside 1..n are mirrored (symmetric: ... 2 1 | 1 2 ... n | n n-1 ...).
+
+The axis with the smaller scale is resized first (rows first on a tie). Each pass sums in
+double precision and stores in the input's class: uint8 is rounded half away from zero and
+saturated after *each* pass; single stays single. An axis whose weights reduce to one tap of
+weight 1 (same length) is a plain copy.
+
+``method="opencv"`` uses ``cv2.resize(..., INTER_LINEAR)`` instead (no anti-aliasing,
+OpenCV's own fixed-point rounding for uint8).
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+
+METHODS = ("matlab", "opencv")
+
+
+def contributions(n_in: int, n_out: int, scale: float | None = None,
+                  antialias: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (n_out, P) float64 and 0-based source indices (n_out, P) of one axis."""
+    if n_in < 1 or n_out < 1:
+        raise ValueError(f"resize: sizes must be positive, got {n_in} -> {n_out}")
+    if scale is None:
+        scale = n_out / n_in
+    width = 2.0
+    shrink = scale < 1 and antialias
+    if shrink:
+        width = width / scale
+    x = np.arange(1, n_out + 1, dtype=np.float64)
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    taps = int(math.ceil(width)) + 2
+    j = left[:, None] + np.arange(taps)[None, :]
+    t = u[:, None] - j
+    if shrink:
+        w = scale * _triangle(scale * t)
+    else:
+        w = _triangle(t)
+    w = w / w.sum(axis=1, keepdims=True)
+    # mirror indices outside 1..n_in: aux = [1..n, n..1], index (j-1) mod 2n
+    aux = np.concatenate([np.arange(n_in), np.arange(n_in - 1, -1, -1)])
+    idx = aux[np.mod(j.astype(np.int64) - 1, 2 * n_in)]
+    keep = np.any(w != 0, axis=0)
+    return w[:, keep], idx[:, keep]
+
+
+def _triangle(t: np.ndarray) -> np.ndarray:
+    """MATLAB's triangle kernel: (t+1) on [-1, 0), (1-t) on [0, 1], else 0."""
+    return ((t + 1) * ((-1 <= t) & (t < 0))) + ((1 - t) * ((0 <= t) & (t <= 1)))
+
+
+def round_half_away(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB's round: halves go away from zero (torch.round rounds half to even)."""
+    return torch.sign(x) * torch.floor(torch.abs(x) + 0.5)
+
+
+def _resize_axis(x: torch.Tensor, dim: int, n_out: int, scale: float) -> torch.Tensor:
+    """One MATLAB pass along `dim`, sum in float64, stored back in x's dtype."""
+    w, idx = contributions(x.shape[dim], n_out, scale)
+    if w.shape[1] == 1 and np.all(w == 1):
+        return x.index_select(dim, torch.from_numpy(idx[:, 0]).to(x.device))
+    src = x.to(torch.float64)
+    gathered = src.index_select(dim, torch.from_numpy(idx.reshape(-1)).to(x.device))
+    gathered = gathered.unflatten(dim, (n_out, w.shape[1]))
+    shape = [1] * gathered.dim()
+    shape[dim], shape[dim + 1] = n_out, w.shape[1]
+    wt = torch.from_numpy(w).to(x.device).reshape(shape)
+    out = (gathered * wt).sum(dim + 1)
+    if x.dtype == torch.uint8:
+        return round_half_away(out).clamp_(0, 255).to(torch.uint8)
+    return out.to(x.dtype)
+
+
+def imresize(a, size: tuple[int, int], method: str = "matlab", channels_first: bool = False):
+    """Resize `a` to size = (rows, cols) like MATLAB's imresize(a, size, 'bilinear').
+
+    a: numpy array or torch tensor, (H, W), (H, W, C), or (C, H, W) with channels_first;
+    uint8 or float32. Returns the same kind, dtype and layout.
+    """
+    if method not in METHODS:
+        raise ValueError(f"resize method must be one of {METHODS}, got {method!r}")
+    rows, cols = int(size[0]), int(size[1])
+    is_numpy = isinstance(a, np.ndarray)
+    t = torch.from_numpy(np.ascontiguousarray(a)) if is_numpy else a
+    hdim, wdim = (t.dim() - 2, t.dim() - 1) if channels_first else (0, 1)
+    if method == "opencv":
+        out = _opencv(t, rows, cols, channels_first)
+    else:
+        scales = {hdim: rows / t.shape[hdim], wdim: cols / t.shape[wdim]}
+        order = sorted((hdim, wdim), key=lambda d: (scales[d], d == wdim))
+        out = t
+        for d in order:
+            out = _resize_axis(out, d, rows if d == hdim else cols, scales[d])
+    return out.numpy() if is_numpy else out
+
+
+def _opencv(t: torch.Tensor, rows: int, cols: int, channels_first: bool) -> torch.Tensor:
+    a = t.detach().cpu().numpy()
+    if channels_first and a.ndim == 3:
+        a = a.transpose(1, 2, 0)
+    chans = a.shape[2] if a.ndim == 3 else 0
+    if chans > 4:  # cv2.resize handles at most 512 channels; split to stay generic
+        out = np.stack([cv2.resize(np.ascontiguousarray(a[..., c]), (cols, rows),
+                                   interpolation=cv2.INTER_LINEAR) for c in range(chans)], -1)
+    else:
+        out = cv2.resize(np.ascontiguousarray(a), (cols, rows), interpolation=cv2.INTER_LINEAR)
+        if a.ndim == 3 and out.ndim == 2:
+            out = out[..., None]
+    if channels_first and out.ndim == 3:
+        out = out.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(out)).to(t.device)

@@ -1,0 +1,308 @@
+"""Evaluate a model on VOC 2012 / ADE20K / Cityscapes with the authors' protocol, or segment
+one's own images.
+
+    python eval/run.py --dataset ade20k --data-root DIR --weights X.pth [--ms] [--out DIR]
+    torchrun --nproc_per_node=4 eval/run.py --dataset cityscapes --data-root DIR --weights X.pth
+    python eval/run.py --image photo.jpg --weights X.pth [--ms] --out DIR
+
+See eval/README.md for the protocol, the outputs and the expected numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import the package, not the sibling files
+    _here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from eval import datasets as ds
+from eval.metrics import Stats, image_stats, summary
+from eval.outputs import Writer
+from eval.protocol import Settings, predict, segment
+from eval.report import build_results, table, write_results
+from psp_torch.classes import CLASS_NAMES
+from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
+
+
+class UsageError(SystemExit):
+    def __init__(self, msg: str):
+        super().__init__(f"error: {msg}")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="eval/run.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", help="model file (.pth written by converter/convert.py)")
+    src.add_argument("--model", help="MODULE:CALLABLE returning a model (custom models)")
+    p.add_argument("--dataset", choices=ds.DATASETS, help="default: the model's meta")
+    p.add_argument("--data-root", help="dataset folder in its own layout")
+    p.add_argument("--split", help="val or test (default: the split of the published numbers)")
+    p.add_argument("--list", help="the authors' list file: 'image [label]' per line")
+    p.add_argument("--image", nargs="+", help="segment these images (colour overlay PNGs)")
+    sc = p.add_mutually_exclusive_group()
+    sc.add_argument("--ms", action="store_true", help=f"multi-scale {list(MS_SCALES)}")
+    sc.add_argument("--scales", help="comma-separated scales, e.g. 0.5,1,1.5")
+    p.add_argument("--no-flip", action="store_true", help="skip the mirrored pass")
+    p.add_argument("--out", default=None, help="output folder (default: eval_out/<dataset>_<split>)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch", type=int, default=2, help="windows (and mirrors) per net call")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    p.add_argument("--resize", choices=("matlab", "opencv"), default="matlab")
+    p.add_argument("--crop-size", type=int, help="override (default: preset / model meta)")
+    p.add_argument("--base-size", type=int, help="override (default: preset / model meta)")
+    p.add_argument("--save-probs", action="store_true", help="OUT/probs/<stem>.npy, float32 CxHxW")
+    p.add_argument("--resume", action="store_true", help="skip images with saved outputs")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--skip-missing", action="store_true", help="list and skip missing files")
+    p.add_argument("--workers", type=int, default=2, help="data loading processes")
+    args = p.parse_args(argv)
+    if args.image is None and args.data_root is None:
+        p.error("--data-root is required (or --image)")
+    if args.batch < 1:
+        p.error("--batch must be >= 1")
+    return args
+
+
+# ---------------------------------------------------------------- setup
+
+def load_model(args) -> torch.nn.Module:
+    if args.model:
+        mod, _, fn = args.model.partition(":")
+        if not fn:
+            raise UsageError(f"--model expects MODULE:CALLABLE, got {args.model!r}")
+        model = getattr(importlib.import_module(mod), fn)()
+        return model.to(args.device).eval()
+    import psp_torch
+    if not Path(args.weights).is_file():
+        raise UsageError(f"{args.weights}: no such model file")
+    return psp_torch.load(args.weights, device=args.device)
+
+
+def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
+    dataset = args.dataset or meta.get("dataset")
+    if dataset not in ds.DATASETS:
+        raise UsageError("the model has no known dataset in its meta: pass --dataset")
+    preset = BY_DATASET[dataset]
+    num_classes = meta.get("num_classes", preset.num_classes)
+    if args.dataset and meta.get("dataset") not in (None, args.dataset):
+        print(f"warning: model meta says dataset {meta['dataset']!r}, evaluating on {dataset!r}",
+              file=sys.stderr)
+    if num_classes != len(CLASS_NAMES[dataset]):
+        raise UsageError(f"model has {num_classes} classes, {dataset} has "
+                         f"{len(CLASS_NAMES[dataset])}")
+    scales = MS_SCALES if args.ms else tuple(float(s) for s in args.scales.split(",")) \
+        if args.scales else (1.0,)
+    settings = Settings(
+        num_classes=num_classes,
+        crop_size=args.crop_size or meta.get("crop_size", preset.crop_size),
+        base_size=args.base_size or meta.get("base_size", preset.base_size),
+        mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
+        scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
+        device=args.device, precision=args.precision)
+    return dataset, settings, preset
+
+
+def reference_for(dataset: str, split: str, settings: Settings, preset, full: str | None):
+    """(published numbers or None, None if they apply else the reason they do not)."""
+    if full:
+        return None, full
+    if split != preset.split:
+        return None, f"published numbers are on {preset.split}, not {split}"
+    default = (settings.crop_size == preset.crop_size and settings.base_size == preset.base_size
+               and tuple(settings.mean_rgb) == tuple(preset.mean_rgb) and settings.flip
+               and settings.resize == "matlab" and settings.precision == "fp32")
+    if not default:
+        return None, "settings differ from the authors' (crop/base/mean/flip/resize/precision)"
+    if settings.scales == (1.0,):
+        ref = preset.published_ss
+    elif settings.scales == tuple(MS_SCALES):
+        ref = preset.published_ms
+    else:
+        return None, "scales other than single scale or the authors' multi-scale set"
+    if ref is None:
+        return None, "no published number for these scales"
+    return ref, None
+
+
+class _Items(torch.utils.data.Dataset):
+    """Reads image and label in worker processes."""
+
+    def __init__(self, items, dataset, num_classes, done=frozenset()):
+        self.items, self.dataset, self.num_classes, self.done = items, dataset, num_classes, done
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        s = self.items[i]
+        if s.name in self.done:
+            return i, None, None
+        lab = None if s.label is None else ds.read_label(s.label, self.dataset, self.num_classes)
+        return i, ds.read_image(s.image), lab
+
+
+def _as_is(item):
+    return item
+
+
+def _init_distributed(device: str):
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    import torch.distributed as dist
+    rank = int(os.environ["RANK"])
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+        dist.init_process_group("cpu:gloo,cuda:nccl")
+    else:
+        dist.init_process_group("gloo")
+    return rank, world, device
+
+
+def _all_reduce(vec: np.ndarray, world: int) -> np.ndarray:
+    if world == 1:
+        return vec
+    import torch.distributed as dist
+    t = torch.from_numpy(vec.astype(np.int64))
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.numpy()
+
+
+# ---------------------------------------------------------------- modes
+
+def run_images(args, model, dataset, settings) -> int:
+    out = Path(args.out or "eval_out/images")
+    writer = Writer(out, dataset)
+    paths = [Path(p) for p in args.image]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UsageError("missing image(s): " + ", ".join(missing))
+    for p in tqdm(paths, unit="img", disable=len(paths) < 2):
+        img = ds.read_image(p)
+        probs = segment(model, img, settings)
+        pred = predict(probs)
+        writer.write(p.stem, pred, probs.cpu().numpy() if args.save_probs else None, image=img)
+        names = CLASS_NAMES[dataset]
+        ids, counts = np.unique(pred, return_counts=True)
+        top = sorted(zip(counts, ids), reverse=True)[:5]
+        print(f"{p}: " + ", ".join(f"{names[i]} {100 * c / pred.size:.1f}%" for c, i in top)
+              + f" -> {out / 'overlay' / (p.stem + '.png')}")
+    return 0
+
+
+def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
+    split = args.split or preset.split
+    out = Path(args.out or f"eval_out/{dataset}_{split}")
+    items = ds.samples(dataset, args.data_root, split, args.list)
+    reason = None
+    bad = ds.missing_files(items)
+    if bad:
+        listing = "\n  ".join(bad[:50]) + (f"\n  ... and {len(bad) - 50} more" if len(bad) > 50
+                                           else "")
+        if not args.skip_missing:
+            raise UsageError(f"{len(bad)} dataset file(s) missing or unreadable (nothing was "
+                             f"run; --skip-missing skips them):\n  {listing}")
+        if rank == 0:
+            print(f"skipping {len(bad)} missing/unreadable file(s):\n  {listing}", file=sys.stderr)
+        bad_set = {b.rsplit(" (", 1)[0] for b in bad}
+        items = [s for s in items if str(s.image) not in bad_set
+                 and (s.label is None or str(s.label) not in bad_set)]
+        reason = "files were skipped"
+    if args.list:
+        reason = reason or "--list selects its own images"
+    if args.limit is not None:
+        items = items[:args.limit]
+        reason = reason or "--limit"
+    expected = ds.SPLIT_SIZES.get((dataset, split))
+    if reason is None and expected is not None and len(items) != expected:
+        reason = f"{len(items)} images, the full {split} split has {expected}"
+    has_labels = all(s.label is not None for s in items) and bool(items)
+    if not has_labels:
+        reason = ("no ground truth: VOC test is scored by the official server; submit "
+                  f"{out / 'results'}" if dataset == "voc" and split == "test"
+                  else "no ground truth")
+    reference, reason = reference_for(dataset, split, settings, preset, reason)
+
+    writer = Writer(out, dataset, split)
+    shard = items[rank::world]
+    done = frozenset(s.name for s in shard
+                     if args.resume and writer.finished(s.name, args.save_probs))
+    loader = torch.utils.data.DataLoader(
+        _Items(shard, dataset, settings.num_classes, done), batch_size=None, shuffle=False,
+        collate_fn=_as_is, num_workers=args.workers, prefetch_factor=2 if args.workers else None)
+    stats = Stats(settings.num_classes)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(shard), unit="img", disable=rank != 0, dynamic_ncols=True,
+               desc=f"{dataset} {split}" + (f" [rank 0 of {world}]" if world > 1 else ""))
+    resumed = 0
+    for i, img, lab in loader:
+        s = shard[i]
+        if img is None:  # finished earlier: rebuild from the saved label PNG
+            pred = writer.read_prediction(s.name)
+            if s.label is not None:
+                lab = ds.read_label(s.label, dataset, settings.num_classes)
+            resumed += 1
+        else:
+            probs = segment(model, img, settings)
+            pred = predict(probs)
+            writer.write(s.name, pred, probs.cpu().numpy() if args.save_probs else None)
+        if lab is not None:
+            stats.add(image_stats(pred, lab, settings.num_classes))
+            bar.set_postfix(mIoU=f"{100 * summary(stats)['miou']:.2f}", refresh=False)
+        bar.update(1)
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    total = Stats.from_vector(_all_reduce(stats.to_vector(), world), settings.num_classes)
+    if rank != 0:
+        return 0
+    print(f"{len(shard)} images on rank 0 ({resumed} resumed) in {elapsed:.1f}s "
+          f"({len(shard) / max(elapsed, 1e-9):.2f} img/s); outputs in {out}")
+    if not has_labels:
+        print(f"predictions written to {writer.label_dir}")
+        print(f"NO REFERENCE ({reason})")
+        return 0
+    info = {"dataset": dataset, "split": split, "images": len(items),
+            "model": getattr(model, "meta", {}).get("name"),
+            "settings": {"scales": list(settings.scales), "flip": settings.flip,
+                         "resize": settings.resize, "crop_size": settings.crop_size,
+                         "base_size": settings.base_size, "mean_rgb": list(settings.mean_rgb),
+                         "precision": settings.precision}}
+    res = build_results(total, CLASS_NAMES[dataset], info, reference, reason)
+    write_results(out, res)
+    print(table(res))
+    print(f"results: {out / 'results.json'}, {out / 'results.csv'}")
+    print(res["verdict"])
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    rank, world, args.device = _init_distributed(args.device)
+    try:
+        model = load_model(args)
+        meta = dict(getattr(model, "meta", {}) or {})
+        dataset, settings, preset = resolve_settings(args, meta)
+        if args.image:
+            return run_images(args, model, dataset, settings) if rank == 0 else 0
+        return run_dataset(args, model, dataset, settings, preset, rank, world)
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
