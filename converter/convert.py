@@ -26,7 +26,12 @@ if __package__ in (None, ""):                      # run as a script: python con
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CONVERTER_VERSION = "1.0"
-VERIFY_RTOL = 1e-4          # |PSPNet - CaffeNet| <= VERIFY_RTOL * max |CaffeNet|
+# --verify bound on max |PSPNet - CaffeNet| / max |CaffeNet|, by ResNet depth: the two run
+# the same arithmetic in different float32 summation orders, which drifts through the
+# depth exactly as a float32 forward drifts from Caffe's (the parity bounds of the
+# psp_torch tests against the Caffe oracle: 2e-4 for PSPNet50, 1e-3 for PSPNet101).
+VERIFY_RTOL = {50: 2e-4, 101: 1e-3}
+VERIFY_RTOL_OTHER = 1e-3
 # Caffe layer types whose blobs are learned weights (a deploy layer of these needs them).
 WEIGHTED_TYPES = {"Convolution", "Deconvolution", "InnerProduct", "BN", "BatchNorm", "Scale",
                   "Bias", "PReLU", "ConvolutionData", "HoleConvolutionData", "BNData"}
@@ -165,7 +170,7 @@ def _build_caffenet(dnet, wnet):
 def verify(payload, dnet, wnet, log, seed=0) -> float:
     """PSPNet from the payload vs CaffeNet straight from the Caffe files, same random input.
 
-    Returns max |diff| / max |CaffeNet output|; raises VerifyError above VERIFY_RTOL.
+    Returns max |diff| / max |CaffeNet output|; raises VerifyError above the bound.
     """
     import torch
     from psp_torch.config import PSPNetConfig
@@ -175,19 +180,22 @@ def verify(payload, dnet, wnet, log, seed=0) -> float:
     model.load_state_dict(payload["state_dict"])
     model.eval()
     cnet = _build_caffenet(dnet, wnet)
+    log(f"verify: running PSPNet and CaffeNet on one 1x3x{config.crop_size}x{config.crop_size} "
+        f"random input ...")
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(1, 3, config.crop_size, config.crop_size, generator=g) * 50
     with torch.no_grad():
         ours = model(x)
         ref = cnet(data=x)
         ref = ref["conv6_interp"] if isinstance(ref, dict) else ref
+    tol = VERIFY_RTOL.get(config.depth, VERIFY_RTOL_OTHER)
     diff = float((ours - ref).abs().max())
     scale = float(ref.abs().max())
     rel = diff / max(scale, 1e-30)
-    log(f"verify: input 1x3x{config.crop_size}x{config.crop_size}, max |PSPNet - CaffeNet| = "
-        f"{diff:.3g} ({rel:.3g} of max |output| {scale:.3g}; tolerance {VERIFY_RTOL:g})")
-    if not rel <= VERIFY_RTOL:
-        raise VerifyError(f"verify failed: relative difference {rel:.3g} > {VERIFY_RTOL:g}")
+    log(f"verify: max |PSPNet - CaffeNet| = "
+        f"{diff:.3g} ({rel:.3g} of max |output| {scale:.3g}; tolerance {tol:g})")
+    if not rel <= tol:
+        raise VerifyError(f"verify failed: relative difference {rel:.3g} > {tol:g}")
     return rel
 
 
