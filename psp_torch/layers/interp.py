@@ -85,17 +85,19 @@ def interp(x: torch.Tensor, size, pad_beg: int = 0, pad_end: int = 0) -> torch.T
     w0, w1, lw0, lw1 = _axis_weights(w_in, w_out)
     dev, dt = x.device, x.dtype
 
-    def t(a, shape):
-        return torch.from_numpy(a).to(dev).view(shape)
+    def index(a):
+        return torch.from_numpy(a).to(dev)
 
-    rows0 = x.index_select(2, t(h0, (-1,)))
-    rows1 = x.index_select(2, t(h1, (-1,)))
-    iw0, iw1 = t(w0, (-1,)), t(w1, (-1,))
-    lw0_, lw1_ = t(lw0, (1, 1, 1, -1)).to(dt), t(lw1, (1, 1, 1, -1)).to(dt)
-    lh0_, lh1_ = t(lh0, (1, 1, -1, 1)).to(dt), t(lh1, (1, 1, -1, 1)).to(dt)
-    top = lw0_ * rows0.index_select(3, iw0) + lw1_ * rows0.index_select(3, iw1)
-    bottom = lw0_ * rows1.index_select(3, iw0) + lw1_ * rows1.index_select(3, iw1)
-    return lh0_ * top + lh1_ * bottom
+    def weight(a, shape):
+        return torch.from_numpy(a).to(dev, dt).view(shape)
+
+    # Caffe's l0h * (l0w * a + l1w * b) + l1h * (l0w * c + l1w * d), done as two
+    # passes with the same float operations: the bracket of every input row first
+    # (only the rows the output needs are ever read), then the blend of two rows.
+    cols = (weight(lw0, (1, 1, 1, -1)) * x.index_select(3, index(w0))
+            + weight(lw1, (1, 1, 1, -1)) * x.index_select(3, index(w1)))
+    return (weight(lh0, (1, 1, -1, 1)) * cols.index_select(2, index(h0))
+            + weight(lh1, (1, 1, -1, 1)) * cols.index_select(2, index(h1)))
 
 
 def _field(p, name):
