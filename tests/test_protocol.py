@@ -1,0 +1,204 @@
+"""eval.protocol: the authors' scale / window / flip / averaging steps on small inputs."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from eval.protocol import (Settings, grid_count, net_input, pad_bottom_right, predict,
+                           renormalise, scale_probs, scaled_size, segment, window_probs,
+                           window_starts, windows, window_stride)
+from eval.resize import imresize
+
+MEAN = (123.68, 116.779, 103.939)
+
+
+# ---------------------------------------------------------------- scales
+
+def test_scaled_size_long_side_is_base_times_scale_plus_one():
+    assert scaled_size(366, 500, 512, 1.0) == (376, 513)      # round(513/500*366 = 375.5)
+    assert scaled_size(500, 334, 512, 1.0) == (513, 343)      # rows longer: cols computed
+    for s, long in [(0.5, 257), (0.75, 385), (1.25, 641), (1.5, 769), (1.75, 897)]:
+        assert max(scaled_size(366, 500, 512, s)) == long
+
+
+def test_scaled_size_rounds_half_away_in_single_precision():
+    # Cityscapes at scale 1: 2049 / 2048 * 1024 = 1024.5 exactly -> 1025 (half away from zero)
+    assert scaled_size(1024, 2048, 2048, 1.0) == (1025, 2049)
+    # a square image counts as "cols longer": rows are computed from cols
+    assert scaled_size(300, 300, 512, 1.0) == (513, 513)
+
+
+def test_scaled_size_uses_float32_arithmetic():
+    """MATLAB: round(long/single(ori_rows)*ori_cols) is evaluated in single precision."""
+    hits = 0  # search cases where float32 and float64 round differently
+    for cols in range(2, 2000):
+        for rows in (cols + 1, cols + 7, 2 * cols + 1):
+            r32 = float(np.float32(513) / np.float32(rows) * np.float32(cols))
+            r64 = 513 / rows * cols
+            if np.floor(r32 + .5) != np.floor(r64 + .5):
+                assert scaled_size(rows, cols, 512, 1.0)[1] == int(np.floor(r32 + .5))
+                hits += 1
+    assert hits > 0
+
+
+# ---------------------------------------------------------------- windows
+
+def test_stride_is_two_thirds_of_crop_rounded_up():
+    assert window_stride(473) == 316 and window_stride(713) == 476
+
+
+@pytest.mark.parametrize("padded,starts", [
+    (473, [0]), (474, [0, 1]), (513, [0, 40]), (789, [0, 316]), (790, [0, 316, 317]),
+    (1025, [0, 316, 552]), (2049, [0, 316, 632, 948, 1264, 1576])])
+def test_window_starts_crop_473(padded, starts):
+    assert grid_count(padded, 473) == len(starts)
+    assert window_starts(padded, 473) == starts
+
+
+def test_window_grid_cityscapes_1025x2049():
+    assert window_starts(1025, 713) == [0, 312]
+    assert window_starts(2049, 713) == [0, 476, 952, 1336]
+    w = windows(1025, 2049, 713)
+    assert len(w) == 8 and w[:4] == [(0, 0), (0, 476), (0, 952), (0, 1336)]  # row-major
+    assert all(y + 713 <= 1025 and x + 713 <= 2049 for y, x in w)
+
+
+# ---------------------------------------------------------------- padding and input
+
+def test_pad_uint8_uses_mean_rounded_to_uint8():
+    img = np.zeros((2, 3, 3), np.uint8)
+    out = pad_bottom_right(img, 4, 5, MEAN)
+    assert out.shape == (4, 5, 3) and out.dtype == np.uint8
+    assert out[3, 4].tolist() == [124, 117, 104] and out[:2, :3].max() == 0
+
+
+def test_single_window_input_pads_with_exact_mean():
+    img = np.full((2, 3, 3), 200, np.uint8)
+    x = net_input(img, 5, MEAN)
+    assert x.shape == (3, 5, 5) and x.dtype == np.float32
+    assert np.all(x[:, 2:, :] == 0) and np.all(x[:, :, 3:] == 0)     # padding exactly 0
+    assert x[0, 0, 0] == np.float32(200) - np.float32(103.939)      # channel 0 is B
+    assert x[2, 0, 0] == np.float32(200) - np.float32(123.68)       # channel 2 is R
+
+
+class Spy(nn.Module):
+    """Pointwise (1x1) scores; records every batch it sees."""
+
+    def __init__(self, classes=3, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.conv = nn.Conv2d(3, classes, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.05)
+            self.conv.bias.copy_(torch.randn(classes, generator=g))
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return self.conv(x)
+
+
+def _settings(**kw):
+    base = dict(num_classes=3, crop_size=16, base_size=20, scales=(1.0,), batch=2)
+    base.update(kw)
+    return Settings(**base)
+
+
+def test_sliding_path_pads_uint8_mean_before_subtraction():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (10, 21, 3), dtype=np.uint8)     # long 21 > crop 16, short 10
+    spy = Spy()
+    scale_probs(spy, img, _settings(flip=False))
+    x = torch.cat(spy.seen)
+    assert x.shape == (2, 3, 16, 16)                              # windows at x = 0 and 5
+    pad = x[0, :, 10:, :]
+    expect = torch.tensor([104 - np.float32(103.939), 117 - np.float32(116.779),
+                           124 - np.float32(123.68)], dtype=torch.float32)
+    assert torch.equal(pad, expect[:, None, None].expand_as(pad))
+    assert torch.allclose(expect, torch.tensor([0.061, 0.221, 0.32]), atol=1e-5)
+
+
+def test_single_window_path_runs_once_and_crops_back():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)
+    spy = Spy()
+    p = scale_probs(spy, img, _settings())
+    assert len(spy.seen) == 1 and spy.seen[0].shape == (2, 3, 16, 16)   # crop and its mirror
+    assert p.shape == (3, 9, 12)
+    assert torch.all(spy.seen[0][0, :, 9:, :] == 0)
+
+
+# ---------------------------------------------------------------- flip, softmax, batching
+
+class ColumnBiased(nn.Module):
+    """Not flip-equivariant: adds a ramp over columns to class 0."""
+
+    def forward(self, x):
+        s = torch.stack([x[:, 0], x[:, 1] * 0.5, -x[:, 2]], 1) * 0.01
+        s[:, 0] += torch.arange(x.shape[-1], dtype=x.dtype) * 0.1
+        return s
+
+
+def test_flip_sums_raw_scores_then_softmax():
+    x = torch.randn(3, 3, 8, 8) * 50
+    m = ColumnBiased()
+    got = window_probs(m, x, _settings(crop_size=8, batch=4))
+    expect = torch.softmax(m(x) + m(x.flip(-1)).flip(-1), dim=1)
+    assert torch.allclose(got, expect, atol=1e-6)
+    no_flip = window_probs(m, x, _settings(crop_size=8, flip=False))
+    assert torch.allclose(no_flip, torch.softmax(m(x), 1), atol=1e-6)
+    assert not torch.allclose(got, no_flip, atol=1e-3)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5, 8])
+def test_windows_and_mirrors_go_in_batches(batch):
+    x = torch.randn(3, 3, 8, 8)
+    spy = Spy()
+    out = window_probs(spy, x, _settings(crop_size=8, batch=batch))
+    assert all(b.shape[0] <= batch for b in spy.seen) and sum(b.shape[0] for b in spy.seen) == 6
+    ref = window_probs(Spy(), x, _settings(crop_size=8, batch=6))
+    assert torch.allclose(out, ref, atol=1e-6)
+
+
+def test_overlap_average_of_pointwise_model_equals_per_pixel_scores():
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 256, (18, 23, 3), dtype=np.uint8)      # 2 x 2 overlapping windows
+    spy = Spy()
+    p = scale_probs(spy, img, _settings())
+    x = torch.from_numpy(net_input(img, 23, MEAN))[None]          # the whole image at once
+    expect = torch.softmax(2 * spy.conv(x), 1)[0, :, :18, :23]
+    assert p.shape == (3, 18, 23)
+    assert torch.allclose(p, expect, atol=1e-6)
+
+
+def test_renormalise_and_argmax_first_on_ties():
+    p = torch.tensor([[[1.0, 2.0]], [[1.0, 2.0]], [[2.0, 0.0]]])
+    r = renormalise(p)
+    assert torch.allclose(r.sum(0), torch.ones(1, 2))
+    assert predict(torch.tensor([[[0.5]], [[0.5]]])).tolist() == [[0]]
+    assert predict(r).tolist() == [[2, 0]]
+
+
+def test_segment_averages_renormalised_scales():
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (11, 14, 3), dtype=np.uint8)
+    st = _settings(scales=(0.5, 1.25))
+    out = segment(Spy(), img, st)
+    assert out.shape == (3, 11, 14) and out.dtype == torch.float32
+    assert torch.allclose(out.sum(0), torch.ones(11, 14), atol=1e-5)
+    parts = []
+    for s in st.scales:
+        img_s = imresize(img, scaled_size(11, 14, 20, s))
+        parts.append(renormalise(imresize(scale_probs(Spy(), img_s, st), (11, 14),
+                                          channels_first=True)))
+    assert torch.allclose(out, (parts[0] + parts[1]) / 2, atol=1e-6)
+
+
+def test_segment_rejects_non_rgb_uint8():
+    with pytest.raises(ValueError, match="RGB uint8"):
+        segment(Spy(), np.zeros((4, 4), np.uint8), _settings())
+
+
+def test_wrong_score_shape_is_reported():
+    with pytest.raises(ValueError, match="expected"):
+        window_probs(Spy(classes=4), torch.zeros(1, 3, 8, 8), _settings(crop_size=8))
