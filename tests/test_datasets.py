@@ -101,10 +101,13 @@ def test_grey_image_becomes_three_channels(tmp_path):
     assert img.shape == (20, 30, 3) and all(np.array_equal(img[..., c], grey) for c in range(3))
 
 
-def test_rgb_order():
-    p = SAMPLES / "VOC2012/JPEGImages/2007_000033.jpg"
-    assert np.array_equal(ds.read_image(p), np.array(Image.open(p).convert("RGB"))) or \
-        np.abs(ds.read_image(p).astype(int) - np.array(Image.open(p)).astype(int)).max() <= 2
+@pytest.mark.parametrize("rel", ["VOC2012/JPEGImages/2007_000033.jpg",
+                                 "ADEChallengeData2016/images/validation/ADE_val_00000001.jpg",
+                                 "cityscapes/leftImg8bit/val/frankfurt/"
+                                 "frankfurt_000000_000294_leftImg8bit.png"])
+def test_images_are_rgb(rel):
+    p = SAMPLES / rel
+    assert np.array_equal(ds.read_image(p), np.array(Image.open(p).convert("RGB")))
 
 
 def test_label_values_outside_convention_are_rejected(tmp_path):
