@@ -146,6 +146,34 @@ def test_released_prototxt_same_parameter_count_as_caffenet():
             n_p = sum(t.numel() for k, t in model.state_dict().items()
                       if not k.endswith("num_batches_tracked"))
         assert n_c == n_p, preset
+        shapes = graph.CaffeNet(load_prototxt(PROTOTXT / prototxt)).infer_shapes()
+        assert shapes["conv6_interp"] == out_shape
+
+
+def test_other_sizes_pool_like_caffe_with_the_training_kernels():
+    """At a non-crop input PSPNet equals Caffe running the deploy net with the same fixed
+    pooling kernels and the Interp sizes of that input (CaffeNet as Caffe's stand-in)."""
+    graph = pytest.importorskip("psp_torch.graph")
+    case = oracle.cases("nets")[1]
+    assert case.name == "nets/pspnet101_voc_slim"
+    text = case.prototxt.read_text()
+    # 233 x 265 -> stage 5 is 30 x 34 (8k+1 sides, so zoom 8 gives back the input size)
+    text = text.replace("input_dim: 473\ninput_dim: 473", "input_dim: 233\ninput_dim: 265")
+    text = text.replace("height: 60", "height: 30").replace("width: 60", "width: 34")
+    assert "input_dim: 265" in text and text.count("width: 34") == 4
+    cnet = graph.CaffeNet(load_prototxt(text), case.caffemodel).eval()
+    model = PSPNet.from_caffe(case.prototxt, case.caffemodel)
+    x = torch.from_numpy(case.blobs()["data"][:, :, 100:333, 50:315].copy())
+    with torch.no_grad():
+        ref = cnet(data=x, outputs=["conv5_3_pool1", "conv5_3_pool6", "conv6_interp"])
+        ours = model.forward_blobs(x)
+    assert ref["conv5_3_pool1"].shape[-2:] == (1, 1)      # kernel 60 on 30 x 34: one window
+    assert ref["conv5_3_pool6"].shape[-2:] == (3, 4)      # kernel 10, ceil arithmetic
+    for name in ("conv5_3_pool1", "conv5_3_pool6", "conv6_interp"):
+        err = float((ours[name] - ref[name]).abs().max() / ref[name].abs().max())
+        assert ours[name].shape == ref[name].shape and err <= 1e-3, (name, err)
+    with torch.no_grad():
+        assert torch.equal(model(x), ours["conv6_interp"])
 
 
 def test_pspnet101_parameter_count():
