@@ -2,9 +2,12 @@
 
 The file is memory-mapped and walked field by field: NetParameter ->
 ``layer`` (field 100, V2) or ``layers`` (field 2, V1) -> ``blobs``. Blob values
-are copied once from the mapping into float32 arrays (numpy, no per-value
-Python loop) and the copied pages are released as the copy goes, so peak
-memory stays near the file's size. Everything else of a layer (name, type,
+are copied once into private float32 arrays, without a per-value Python loop:
+packed floats are read with pread straight from the file into the array;
+other encodings (unpacked floats, doubles) are converted by numpy from the
+mapping, whose copied pages are released as the copy goes. Peak memory stays
+near the file's size, and the arrays do not depend on the file afterwards
+(it may be replaced or truncated). Everything else of a layer (name, type,
 bottoms, tops, parameters, unknown fields) is small: its bytes are gathered
 and parsed by protobuf with the layer message of the right dialect
 (`dialect.layer_dialect`), so proto2 defaults, presence and unknown fields
@@ -50,14 +53,17 @@ def load_caffemodel(path) -> Net:
             mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as exc:
             raise CaffeFormatError(f"cannot map the file: {exc}", path=path) from exc
-    try:
-        return parse_caffemodel(mapping, path)
-    finally:
-        mapping.close()
+        try:
+            return parse_caffemodel(mapping, path, fd=f.fileno())
+        finally:
+            mapping.close()
 
 
-def parse_caffemodel(buf, source: str = "<memory>") -> Net:
-    """A caffemodel held in a bytes-like buffer (bytes, mmap) -> `Net` (arrays are copies)."""
+def parse_caffemodel(buf, source: str = "<memory>", *, fd: int | None = None) -> Net:
+    """A caffemodel held in a bytes-like buffer (bytes, mmap) -> `Net` (arrays are copies).
+
+    `fd`, when `buf` maps a file, lets packed values be read from it directly.
+    """
     if len(buf) == 0:
         raise CaffeFormatError("empty file (0 bytes): not a caffemodel", path=source)
     foreign = describe_foreign(bytes(buf[:16]))
@@ -65,7 +71,7 @@ def parse_caffemodel(buf, source: str = "<memory>") -> Net:
         raise CaffeFormatError(f"not a caffemodel: this looks like {foreign}",
                                path=source, offset=0)
     try:
-        return _parse_net(Source(buf, source))
+        return _parse_net(Source(buf, source, fd))
     except CaffeFormatError as exc:
         if looks_like_prototxt(bytes(buf[:64])):
             raise CaffeFormatError(f"{exc.reason} (this looks like a text prototxt: use "

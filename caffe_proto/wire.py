@@ -21,13 +21,15 @@ _MASK64 = (1 << 64) - 1
 
 
 class Source:
-    """The buffer being read and the name of the file it came from (for errors)."""
+    """The buffer being read, the name of the file it came from (for errors) and,
+    when it is a file, its descriptor (for reading values straight into arrays)."""
 
-    __slots__ = ("buf", "path")
+    __slots__ = ("buf", "path", "fd")
 
-    def __init__(self, buf, path: str):
+    def __init__(self, buf, path: str, fd: int | None = None):
         self.buf = buf
         self.path = path
+        self.fd = fd
 
     def fail(self, offset: int, field: str, message: str):
         raise CaffeFormatError(message, path=self.path, offset=offset, field=field)
