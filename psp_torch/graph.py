@@ -100,8 +100,12 @@ class CaffeNet(nn.Module):
     tensor itself when the net has one output.
     """
 
-    def __init__(self, net, weights=None):
+    def __init__(self, net, weights=None, *, input_shapes=None):
+        """``weights``: a weights `Net` or a path; ``input_shapes``: {input name: shape}
+        for inputs the net does not declare with a shape (a caffemodel used as the
+        structure has input names only) or to build for another size."""
         super().__init__()
+        self._given_shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
         self.net_name, self.dialect, self.source = net.name, net.dialect, net.source
         self.layers = nn.ModuleDict()
         self.steps: list[Step] = []
@@ -125,9 +129,16 @@ class CaffeNet(nn.Module):
                              f"{', layer '.join(unsupported)}; CaffeNet supports "
                              f"{supported_types_text()}")
         shapes = {}
+        unknown = set(self._given_shapes) - set(net.inputs) - {
+            t for layer in layers if layer.type == "Input" for t in layer.top}
+        if unknown:
+            raise LayerError(f"{self.source}: input_shapes names {sorted(unknown)}, which are "
+                             f"not inputs of the net ({list(net.inputs)})")
         for name, shape in net.inputs.items():
+            shape = self._given_shapes.get(name, shape)
             if not shape:
-                raise LayerError(f"{self.source}: input {name!r} has no declared shape")
+                raise LayerError(f"{self.source}: input {name!r} has no declared shape; pass "
+                                 f"input_shapes={{{name!r}: (N, C, H, W)}}")
             shapes[name] = self.input_shapes[name] = tuple(int(d) for d in shape)
         seen = set()
         for layer in layers:
@@ -141,6 +152,10 @@ class CaffeNet(nn.Module):
                     raise self._fail(layer, f"bottom {b!r} is neither an input nor the top "
                                             "of an earlier layer")
             bottom_shapes = [shapes[b] for b in layer.bottom]
+            if cls is Input and all(t in self._given_shapes for t in layer.top):
+                for name in layer.top:                      # shapes given by the caller
+                    shapes[name] = self.input_shapes[name] = self._given_shapes[name]
+                continue
             try:
                 module = cls.from_layer(layer, bottom_shapes)
                 top_shapes = module.output_shapes(bottom_shapes)
@@ -152,6 +167,7 @@ class CaffeNet(nn.Module):
                                         f"{len(top_shapes)}")
             if isinstance(module, Input):
                 for name, shape in zip(layer.top, top_shapes):
+                    shape = self._given_shapes.get(name, shape)
                     shapes[name] = self.input_shapes[name] = tuple(shape)
                 continue
             key = module_key(layer.name, set(self.layers.keys()) | set(dir(self.layers)))

@@ -296,3 +296,20 @@ def test_autocast_bf16_and_channels_last_work_and_fp32_stays_default():
         # bf16 keeps 8 significant bits: a few convolution terms stay within 5%
         assert rel(low[k].float(), ref[k]) <= 5e-2, k
     assert all(v.dtype == torch.float32 for v in cnet(x).values())   # nothing left switched
+
+
+def test_caffemodel_as_structure_with_caffe_inserted_split_layers():
+    """A caffemodel written by Caffe holds its Split layers and input names without
+    shapes: it builds when the input shape is given, and gives the oracle's blobs."""
+    import oracle
+    from caffe_proto import load_caffemodel
+    case = next(c for c in oracle.cases("layers") if c.name == "layers/pool_kernel_hw")
+    net = load_caffemodel(case.caffemodel)
+    assert "Split" in [l.type for l in net.layers]
+    with pytest.raises(LayerError, match="input_shapes"):
+        CaffeNet(net)
+    blobs = case.blobs()
+    cnet = CaffeNet(net, net, input_shapes={"data": blobs["data"].shape})
+    out = cnet(data=torch.from_numpy(blobs["data"]))
+    for key in ("pool_ave", "pool_max"):
+        np.testing.assert_array_equal(out[key].numpy(), blobs[key])   # pooling is exact
