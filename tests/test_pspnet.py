@@ -68,8 +68,7 @@ def test_slim_oracle_conv6_and_argmax(slim):
         assert err <= BOUND[case.name], (name, err)
     key = "conv6_interp" if "conv6_interp" in stored else "conv6_interp@sub7"
     expected = stored[key]
-    with torch.no_grad():
-        out = model(torch.from_numpy(stored["data"])).numpy()
+    out = ours["conv6_interp"]          # = model(x): see test_other_sizes_pool_like_caffe...
     assert out.shape[-2:] == stored["data"].shape[-2:]
     agree = (oracle.compare(out, key, expected).argmax(1) == expected.argmax(1)).mean()
     assert agree >= MIN_ARGMAX_AGREEMENT, agree
