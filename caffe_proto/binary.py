@@ -36,6 +36,10 @@ from .wire import LEN, Source, check_wire, read_field
 # A layer's definition without its blobs is a few hundred bytes in practice;
 # bounding it bounds what protobuf may allocate while decoding it.
 MAX_DEFINITION_BYTES = 1 << 20
+# Far above any real net (the largest Caffe nets have a few thousand layers);
+# they bound the Python objects a small hostile file can make the reader build.
+MAX_LAYERS = 20_000
+MAX_BLOBS = 50_000
 
 
 def load_caffemodel(path) -> Net:
@@ -83,17 +87,21 @@ def parse_caffemodel(buf, source: str = "<memory>", *, fd: int | None = None) ->
 def _parse_net(src: Source) -> Net:
     buf, source, end = src.buf, src.path, len(src.buf)
     net_ranges, v2, v1 = [], [], []
+    names = {100: "layer[0]", 2: "layers[0]"}          # for errors, kept current
     pos = 0
     while pos < end:
         tag = pos
-        number, wire, a, b, pos = read_field(
-            src, pos, end, "", {100: f"layer[{len(v2)}]", 2: f"layers[{len(v1)}]"})
-        if number == 100:
-            check_wire(src, wire, (LEN,), tag, f"layer[{len(v2)}]", "layer")
-            v2.append(_scan_layer(src, tag, a, b, f"layer[{len(v2)}]", blob_field=7))
-        elif number == 2:
-            check_wire(src, wire, (LEN,), tag, f"layers[{len(v1)}]", "layers")
-            v1.append(_scan_layer(src, tag, a, b, f"layers[{len(v1)}]", blob_field=6))
+        number, wire, a, b, pos = read_field(src, pos, end, "", names)
+        if number == 100 or number == 2:
+            if len(v2) + len(v1) >= MAX_LAYERS:
+                src.fail(tag, "layer", f"more than {MAX_LAYERS:,} layers: not a plausible net")
+            check_wire(src, wire, (LEN,), tag, names[number], "layer" if number == 100 else "layers")
+            if number == 100:
+                v2.append(_scan_layer(src, tag, a, b, names[100], blob_field=7))
+                names[100] = f"layer[{len(v2)}]"
+            else:
+                v1.append(_scan_layer(src, tag, a, b, names[2], blob_field=6))
+                names[2] = f"layers[{len(v1)}]"
         else:
             _extend(net_ranges, tag, pos)
     if v2 and v1:
@@ -131,14 +139,18 @@ def _scan_layer(src: Source, tag: int, start: int, end: int, field: str, blob_fi
     """(tag offset, definition bytes without blobs, blobs as arrays) of one layer message."""
     ranges, blobs = [], []
     pos = start
+    names = {blob_field: f"{field}.blobs[0]"}         # for errors, kept current
     while pos < end:
         at = pos
-        number, wire, a, b, pos = read_field(
-            src, pos, end, field, {blob_field: f"{field}.blobs[{len(blobs)}]"})
+        number, wire, a, b, pos = read_field(src, pos, end, field, names)
         if number == blob_field:
-            where = f"{field}.blobs[{len(blobs)}]"
+            where = names[blob_field]
             check_wire(src, wire, (LEN,), at, where, "blobs")
+            src.blobs += 1
+            if src.blobs > MAX_BLOBS:
+                src.fail(at, where, f"more than {MAX_BLOBS:,} blobs: not a plausible net")
             blobs.append(read_blob(src, a, b, where))
+            names[blob_field] = f"{field}.blobs[{len(blobs)}]"
         elif number == 1 and blob_field == 6 and wire == LEN:
             src.fail(at, f"{field}.layer",
                      "a pre-2014 V0 layer (layers { layer { ... } }) is not supported; "

@@ -122,10 +122,11 @@ class _BlobScan:
 
 
 def _read_shape(src: Source, start: int, end: int, field: str, dims: list) -> None:
+    names = {1: f"{field}.dim"}
     pos = start
     while pos < end:
         tag = pos
-        number, wire, a, b, pos = read_field(src, pos, end, field, {1: f"{field}.dim"})
+        number, wire, a, b, pos = read_field(src, pos, end, field, names)
         if number != 1:
             continue                         # unknown BlobShape field: skipped
         check_wire(src, wire, (VARINT, LEN), tag, field, "dim")
@@ -144,10 +145,11 @@ def read_blob(src: Source, start: int, end: int, field: str) -> np.ndarray:
     """The BlobProto payload at buffer[start:end] as float32 in its shape."""
     buf = src.buf
     scan = _BlobScan()
+    names = _names(field)
     pos = start
     while pos < end:
         tag = pos
-        number, wire, a, b, pos = read_field(src, pos, end, field, _names(field))
+        number, wire, a, b, pos = read_field(src, pos, end, field, names)
         if number in _VALUE_FIELDS:                          # data, diff, double_*
             name, item, single = _VALUE_FIELDS[number]
             check_wire(src, wire, (LEN, single), tag, f"{field}.{name}", name)

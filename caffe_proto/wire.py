@@ -17,6 +17,9 @@ WIRE_NAMES = {0: "varint", 1: "fixed64", 2: "length-delimited", 3: "start-group"
               4: "end-group", 5: "fixed32"}
 MAX_FIELD_NUMBER = (1 << 29) - 1
 MAX_GROUP_DEPTH = 100          # protobuf's own recursion limit
+# Fields walked in Python per file (a real net has a few thousand; runs of
+# unpacked values count once): bounds the reader's time on any input to ~1 s.
+MAX_FIELDS = 250_000
 _MASK64 = (1 << 64) - 1
 
 
@@ -24,12 +27,14 @@ class Source:
     """The buffer being read, the name of the file it came from (for errors) and,
     when it is a file, its descriptor (for reading values straight into arrays)."""
 
-    __slots__ = ("buf", "path", "fd")
+    __slots__ = ("buf", "path", "fd", "fields", "blobs")
 
     def __init__(self, buf, path: str, fd: int | None = None):
         self.buf = buf
         self.path = path
         self.fd = fd
+        self.fields = 0          # fields walked so far (see MAX_FIELDS)
+        self.blobs = 0           # blobs read so far
 
     def fail(self, offset: int, field: str, message: str):
         raise CaffeFormatError(message, path=self.path, offset=offset, field=field)
@@ -75,6 +80,9 @@ def read_field(src: Source, pos: int, end: int, field: str, names=None):
     wire = key & 7
     if number == 0 or number > MAX_FIELD_NUMBER:
         src.fail(pos, field, f"invalid field number {number} (is this a caffemodel?)")
+    src.fields += 1
+    if src.fields > MAX_FIELDS:
+        src.fail(pos, field, f"more than {MAX_FIELDS:,} fields: not a plausible caffemodel")
 
     def _sub(field, number):
         if names and number in names:

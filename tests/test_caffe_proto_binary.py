@@ -391,3 +391,31 @@ def test_inspect_bad_file_exits_nonzero(tmp_path):
     result = _inspect(bad)
     assert result.returncode == 1 and "JPEG" in result.stderr and str(bad) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- bounded work
+
+def test_pathological_structure_is_refused_quickly():
+    import time
+
+    cases = [
+        (vi(1, 0) * 2_000_000, "fields"),                                 # 4 MB of tiny fields
+        (b"\xa2\x06\x00" * 30_000, "layers"),                             # empty layers
+        (ld(100, ld(7, b"") * 60_000), "blobs"),                          # empty blobs
+    ]
+    for data, what in cases:
+        start = time.perf_counter()
+        with pytest.raises(CaffeFormatError, match=f"more than .* {what}"):
+            parse_caffemodel(data, "model.caffemodel")
+        assert time.perf_counter() - start < 1.0, what
+
+
+def test_limits_are_far_above_real_nets():
+    from caffe_proto import binary, wire
+
+    net = load_caffemodel(oracle.ORACLE / "nets" / "pspnet101_voc_slim" / "weights.caffemodel")
+    assert len(net.layers) * 40 < binary.MAX_LAYERS
+    assert sum(len(l.blobs) for l in net.layers) * 40 < binary.MAX_BLOBS
+    src = wire.Source((oracle.ORACLE / "nets" / "pspnet101_voc_slim" / "weights.caffemodel").read_bytes(), "x")
+    binary._parse_net(src)
+    assert src.fields * 20 < wire.MAX_FIELDS
