@@ -209,3 +209,25 @@ def test_deploy_layer_without_weights_is_an_error(tmp_path):
 
 def test_caffe_format_error_is_a_value_error():
     assert issubclass(CaffeFormatError, ValueError) and issubclass(ConvertError, ValueError)
+
+
+def test_legacy_blob_shapes_fit_and_wrong_ones_name_both_shapes():
+    from caffe_proto import load_caffemodel
+    from psp_torch.weights import WeightMismatch, state_dict_from_caffe
+    case = NETS["nets/pspnet50_ade20k_slim"]
+    config = config_from_net(load_prototxt(case.prototxt))
+    wnet = load_caffemodel(case.caffemodel)
+    conv6 = wnet.layer("conv6")
+    bias = conv6.blobs[1]
+    conv6.blobs[1] = bias.reshape(1, 1, 1, -1)                     # legacy 4-D bias
+    bn = wnet.layer("conv5_4/bn")
+    bn.blobs = [b.reshape(-1) for b in bn.blobs]                   # 1-D BN blobs
+    state, report = state_dict_from_caffe(config, wnet)
+    assert torch.equal(state["classifier.bias"], torch.from_numpy(bias))
+    assert report.blobs == 302
+    conv6.blobs[0] = conv6.blobs[0].reshape(150, 16, 2, 1)
+    with pytest.raises(WeightMismatch, match=r"conv6.*\(150, 16, 2, 1\).*\(150, 32, 1, 1\)"):
+        state_dict_from_caffe(config, wnet)
+    conv6.blobs = conv6.blobs[:1]
+    with pytest.raises(WeightMismatch, match="conv6.*1 blobs"):
+        state_dict_from_caffe(config, wnet)
