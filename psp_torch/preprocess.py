@@ -16,7 +16,10 @@ from .presets import MEAN_RGB
 
 
 def preprocess(image_rgb_uint8, mean=MEAN_RGB) -> torch.Tensor:
-    """(H, W, 3) RGB uint8 image (numpy or tensor; (H, W) grey is replicated) -> (1, 3, H, W).
+    """(H, W, 3) RGB uint8 image (numpy or tensor) -> (1, 3, H, W) network input.
+
+    A grey (H, W) image is replicated to 3 channels (as the MATLAB code does); the
+    alpha channel of an (H, W, 4) RGBA image is dropped.
 
     Float32, ``pixel - mean`` per channel (mean given in RGB order), channels in BGR order.
     """
