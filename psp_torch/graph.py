@@ -111,6 +111,7 @@ class CaffeNet(nn.Module):
         self.steps: list[Step] = []
         self.module_keys: dict[str, str] = {}
         self.input_shapes: dict[str, tuple[int, ...]] = {}
+        self.weight_report: WeightReport | None = None
         self._build(net)
         if weights is not None:
             self.weight_report = self.load_caffe_weights(weights)
@@ -128,61 +129,66 @@ class CaffeNet(nn.Module):
             raise LayerError(f"{self.source}: unsupported layer type: layer "
                              f"{', layer '.join(unsupported)}; CaffeNet supports "
                              f"{supported_types_text()}")
-        shapes = {}
-        unknown = set(self._given_shapes) - set(net.inputs) - {
-            t for layer in layers if layer.type == "Input" for t in layer.top}
-        if unknown:
-            raise LayerError(f"{self.source}: input_shapes names {sorted(unknown)}, which are "
-                             f"not inputs of the net ({list(net.inputs)})")
-        for name, shape in net.inputs.items():
-            shape = self._given_shapes.get(name, shape)
-            if not shape:
-                raise LayerError(f"{self.source}: input {name!r} has no declared shape; pass "
-                                 f"input_shapes={{{name!r}: (N, C, H, W)}}")
-            shapes[name] = self.input_shapes[name] = tuple(int(d) for d in shape)
+        shapes = self._declared_inputs(net, layers)
         seen = set()
         for layer in layers:
             if layer.name in seen:
                 raise self._fail(layer, "a second layer with this name (weights are matched "
                                         "by layer name)")
             seen.add(layer.name)
-            cls = layer_class(layer.type)
-            for b in layer.bottom:
-                if b not in shapes:
-                    raise self._fail(layer, f"bottom {b!r} is neither an input nor the top "
-                                            "of an earlier layer")
-            bottom_shapes = [shapes[b] for b in layer.bottom]
-            if cls is Input and all(t in self._given_shapes for t in layer.top):
-                for name in layer.top:                      # shapes given by the caller
-                    shapes[name] = self.input_shapes[name] = self._given_shapes[name]
-                continue
-            try:
-                module = cls.from_layer(layer, bottom_shapes)
-                top_shapes = module.output_shapes(bottom_shapes)
-            except (ValueError, TypeError, ZeroDivisionError) as exc:
-                raise self._fail(layer, f"{exc} (bottom shapes "
-                                        f"{[tuple(s) for s in bottom_shapes]})") from exc
-            if len(top_shapes) != len(layer.top):
-                raise self._fail(layer, f"has {len(layer.top)} tops, the layer makes "
-                                        f"{len(top_shapes)}")
-            if isinstance(module, Input):
-                for name, shape in zip(layer.top, top_shapes):
-                    shape = self._given_shapes.get(name, shape)
-                    shapes[name] = self.input_shapes[name] = tuple(shape)
-                continue
-            key = module_key(layer.name, set(self.layers.keys()) | set(dir(self.layers)))
-            self.layers[key] = module
-            self.module_keys[layer.name] = key
-            self.steps.append(Step(key, layer.name, layer.type, tuple(layer.bottom),
-                                   tuple(layer.top)))
-            shapes.update(zip(layer.top, (tuple(s) for s in top_shapes)))
+            self._add_layer(layer, shapes)
         self.blob_shapes = shapes
         self.output_names = self._net_outputs()
         self.blob_names = self._all_blob_names()
-        self._last_read = {}
-        for i, step in enumerate(self.steps):
-            for b in step.bottom:
-                self._last_read[b] = i
+        self._last_read = {b: i for i, step in enumerate(self.steps) for b in step.bottom}
+
+    def _declared_inputs(self, net, layers) -> dict:
+        """Shapes of the net's inputs: ``input:`` fields and Input layers, or given ones."""
+        input_tops = {t for layer in layers if layer.type == "Input" for t in layer.top}
+        unknown = set(self._given_shapes) - set(net.inputs) - input_tops
+        if unknown:
+            raise LayerError(f"{self.source}: input_shapes names {sorted(unknown)}, which are "
+                             f"not inputs of the net ({list(net.inputs)})")
+        shapes = {}
+        for name, shape in net.inputs.items():
+            shape = self._given_shapes.get(name, shape)
+            if not shape:
+                raise LayerError(f"{self.source}: input {name!r} has no declared shape; pass "
+                                 f"input_shapes={{{name!r}: (N, C, H, W)}}")
+            shapes[name] = self.input_shapes[name] = tuple(int(d) for d in shape)
+        return shapes
+
+    def _add_layer(self, layer, shapes: dict) -> None:
+        """Build one layer's module from its bottom shapes; record its tops' shapes."""
+        cls = layer_class(layer.type)
+        for b in layer.bottom:
+            if b not in shapes:
+                raise self._fail(layer, f"bottom {b!r} is neither an input nor the top "
+                                        "of an earlier layer")
+        bottom_shapes = [shapes[b] for b in layer.bottom]
+        if cls is Input and all(t in self._given_shapes for t in layer.top):
+            for name in layer.top:                          # shapes given by the caller
+                shapes[name] = self.input_shapes[name] = self._given_shapes[name]
+            return
+        try:
+            module = cls.from_layer(layer, bottom_shapes)
+            top_shapes = module.output_shapes(bottom_shapes)
+        except (ValueError, TypeError, ZeroDivisionError) as exc:
+            raise self._fail(layer, f"{exc} (bottom shapes "
+                                    f"{[tuple(s) for s in bottom_shapes]})") from exc
+        if len(top_shapes) != len(layer.top):
+            raise self._fail(layer, f"has {len(layer.top)} tops, the layer makes "
+                                    f"{len(top_shapes)}")
+        if isinstance(module, Input):
+            for name, shape in zip(layer.top, top_shapes):
+                shapes[name] = self.input_shapes[name] = self._given_shapes.get(name, tuple(shape))
+            return
+        key = module_key(layer.name, set(self.layers.keys()) | set(dir(self.layers)))
+        self.layers[key] = module
+        self.module_keys[layer.name] = key
+        self.steps.append(Step(key, layer.name, layer.type, tuple(layer.bottom),
+                               tuple(layer.top)))
+        shapes.update(zip(layer.top, (tuple(s) for s in top_shapes)))
 
     def _net_outputs(self) -> list[str]:
         """Caffe's rule: blobs still available (not consumed) after the last layer."""
@@ -201,10 +207,10 @@ class CaffeNet(nn.Module):
         return list(names)
 
     @classmethod
-    def from_files(cls, prototxt, weights=None) -> "CaffeNet":
+    def from_files(cls, prototxt, weights=None, *, input_shapes=None) -> "CaffeNet":
         """Build from a deploy prototxt; weights (caffemodel or .h5) copied by layer name."""
         from caffe_proto import load_prototxt
-        return cls(load_prototxt(prototxt), weights)
+        return cls(load_prototxt(prototxt), weights, input_shapes=input_shapes)
 
     # -- weights --------------------------------------------------------------------------
 
