@@ -21,7 +21,8 @@ FORMULA_BOUND = 1e-6   # a handful of float32 operations per element
 MINI_UPSTREAM = """
 name: "mini"
 layer { name: "input" type: "Input" top: "data" top: "aux"
-        input_param { shape { dim: 2 dim: 3 dim: 8 dim: 10 } shape { dim: 2 dim: 3 dim: 4 dim: 6 } } }
+        input_param { shape { dim: 2 dim: 3 dim: 8 dim: 10 }
+                      shape { dim: 2 dim: 3 dim: 4 dim: 6 } } }
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
         convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
 layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv" }
@@ -60,7 +61,8 @@ layer { name: "conv1/bn" type: "BN" bottom: "conv1" top: "conv1" bn_param { eps:
 layer { name: "conv1/relu" type: "ReLU" bottom: "conv1" top: "conv1" }
 layer { name: "pool" type: "Pooling" bottom: "conv1" top: "pool"
         pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }
-layer { name: "fixed" type: "Interp" bottom: "pool" top: "fixed" interp_param { height: 5 width: 7 } }
+layer { name: "fixed" type: "Interp" bottom: "pool" top: "fixed"
+        interp_param { height: 5 width: 7 } }
 layer { name: "zoom" type: "Interp" bottom: "pool" top: "zoom" interp_param { zoom_factor: 4 } }
 """
 
@@ -101,7 +103,8 @@ def test_upstream_net_matches_caffe_formulas():
     w = {name: blobs_of(weights, name) for name in cnet.module_keys}
     x = torch.nn.functional.conv2d(data, w["conv"][0], w["conv"][1], padding=1)
     f = 1 / w["bn"][2][0]
-    x = (x - (w["bn"][0] * f).view(1, -1, 1, 1)) / torch.sqrt(w["bn"][1] * f + 1e-5).view(1, -1, 1, 1)
+    mean, var = (w["bn"][0] * f).view(1, -1, 1, 1), (w["bn"][1] * f).view(1, -1, 1, 1)
+    x = (x - mean) / torch.sqrt(var + 1e-5)
     x = x * w["scale"][0].view(1, -1, 1, 1) + w["scale"][1].view(1, -1, 1, 1)
     x = torch.clamp(x, min=0) + w["prelu"][0].view(1, -1, 1, 1) * torch.clamp(x, max=0)
     crop = x[:, :, 1:5, 2:8]

@@ -50,4 +50,5 @@ class InnerProduct(CaffeLayer):
         return F.linear(x, w, self.bias)
 
     def extra_repr(self):
-        return f"{self.in_features}, {self.num_output}, axis={self.axis}, bias={self.bias is not None}"
+        return (f"{self.in_features}, {self.num_output}, axis={self.axis}, "
+                f"bias={self.bias is not None}")
