@@ -55,8 +55,11 @@ def load_caffemodel(path) -> Net:
             raise CaffeFormatError("empty file (0 bytes): not a caffemodel", path=path)
         try:
             mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError) as exc:
-            raise CaffeFormatError(f"cannot map the file: {exc}", path=path) from exc
+        except (OSError, ValueError):              # a file system without mmap: read it
+            try:
+                return parse_caffemodel(f.read(), path)
+            except OSError as exc:
+                raise CaffeFormatError(f"cannot read: {exc.strerror}", path=path) from exc
         try:
             return parse_caffemodel(mapping, path, fd=f.fileno())
         finally:

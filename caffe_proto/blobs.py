@@ -228,7 +228,10 @@ def _pread(src: Source, offset: int, out: np.ndarray) -> None:
     target = memoryview(out).cast("B")
     done = 0
     while done < len(target):
-        got = os.preadv(src.fd, [target[done:]], offset + done)
+        try:
+            got = os.preadv(src.fd, [target[done:]], offset + done)
+        except OSError as exc:
+            src.fail(offset + done, "", f"cannot read: {exc.strerror}")
         if got <= 0:
             src.fail(offset + done, "", "the file became shorter while it was read")
         done += got
