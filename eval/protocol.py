@@ -162,15 +162,18 @@ def scale_probs(model: Model, img_scaled: np.ndarray, settings: Settings) -> tor
     padded = pad_bottom_right(img_scaled, crop, crop, settings.mean_rgb)
     pad_rows, pad_cols = padded.shape[:2]
     corners = windows(pad_rows, pad_cols, crop)
-    inputs = np.stack([net_input(padded[y:y + crop, x:x + crop], crop, settings.mean_rgb)
-                       for y, x in corners])
-    probs = window_probs(model, torch.from_numpy(inputs), settings)
     total = torch.zeros((settings.num_classes, pad_rows, pad_cols), dtype=torch.float32,
-                        device=probs.device)
-    count = torch.zeros((1, pad_rows, pad_cols), dtype=torch.float32, device=probs.device)
-    for (y, x), p in zip(corners, probs):
-        total[:, y:y + crop, x:x + crop] += p
-        count[:, y:y + crop, x:x + crop] += 1
+                        device=settings.device)
+    count = torch.zeros((1, pad_rows, pad_cols), dtype=torch.float32, device=settings.device)
+    step = max(1, settings.batch)  # windows per group: bounded memory on large images
+    for g in range(0, len(corners), step):
+        group = corners[g:g + step]
+        inputs = np.stack([net_input(padded[y:y + crop, x:x + crop], crop, settings.mean_rgb)
+                           for y, x in group])
+        probs = window_probs(model, torch.from_numpy(inputs), settings)
+        for (y, x), p in zip(group, probs):
+            total[:, y:y + crop, x:x + crop] += p
+            count[:, y:y + crop, x:x + crop] += 1
     return (total / count)[:, :rows, :cols]
 
 

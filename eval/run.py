@@ -90,6 +90,7 @@ def load_model(args) -> torch.nn.Module:
 
 
 def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
+    meta = {k: v for k, v in meta.items() if v is not None}  # generic conversions leave gaps
     dataset = args.dataset or meta.get("dataset")
     if dataset not in ds.DATASETS:
         raise UsageError("the model has no known dataset in its meta: pass --dataset")
