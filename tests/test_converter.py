@@ -112,7 +112,11 @@ def test_verify_passes_and_fails_cleanly(tmp_path, monkeypatch, capsys):
     assert main([str(case.caffemodel), "-o", str(out), "--verify"]) == 0
     printed = capsys.readouterr().out
     assert "max |PSPNet - CaffeNet|" in printed and out.exists()
-    monkeypatch.setattr(convert_mod, "VERIFY_RTOL", {50: -1.0})
+    # the failure path (exit 3, nothing written), without a second pair of forwards
+    def disagree(payload, dnet, wnet, log):
+        assert set(payload) >= {"config", "state_dict", "meta"}
+        raise convert_mod.VerifyError("verify failed: relative difference 1 > 0.0002")
+    monkeypatch.setattr(convert_mod, "verify", disagree)
     bad = tmp_path / "bad.pth"
     assert main([str(case.caffemodel), "-o", str(bad), "--verify"]) == 3
     assert "verify failed" in capsys.readouterr().err
