@@ -1,0 +1,187 @@
+"""CPU forward of the PSPNets: seconds per image, GMAC, GMAC/s and the matmul roofline.
+
+    python bench/bench_forward.py                       # PSPNet50@473, PSPNet101@473 and @713
+    python bench/bench_forward.py --quick               # PSPNet50@233, fewer repetitions
+    python bench/bench_forward.py --threads 2 --profile # + where the fp32 time goes
+
+Per model and size, batch 1, `torch.inference_mode`: the faithful float32 forward
+and the variants bf16 autocast, channels_last, `psp_torch.fuse.fuse` (BN folded)
+and fuse + channels_last, each with its max deviation from the fp32 output
+(max |y - y_fp32| / max |y_fp32|). GMAC per image is counted from the operators
+(`psp_torch.flops`, multiply-accumulates of convolutions and matrix products).
+The roofline is the machine's own ``torch.mm`` throughput measured in the same
+run (4096x4096, best of 5; bf16 rows use a bf16 mm), before and after the
+model runs; the ratio uses the higher of the two.
+
+Weights: random (seeded) with randomised BN statistics, so that folding BN is
+not a no-op; the arithmetic is the same as with the released weights.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import fmt, machine_line, matmul_gmacs, peak_rss_mib, table, timeit  # noqa: E402
+
+import torch  # noqa: E402
+
+CONFIGS = {"pspnet50": "pspnet50_ade20k", "pspnet101": "pspnet101_voc2012",
+           "pspnet101cs": "pspnet101_cityscapes"}
+FULL = ("pspnet50:473", "pspnet101:473", "pspnet101:713")
+QUICK = ("pspnet50:233",)
+QUICK_VARIANTS = ("fp32", "bf16", "fuse")
+VARIANTS = ("fp32", "bf16", "channels_last", "fuse", "fuse+channels_last")
+
+
+def build(name: str, seed: int = 0):
+    """A full-size PSPNet of `name` with seeded random weights and BN statistics."""
+    import psp_torch
+    torch.manual_seed(seed)
+    model = getattr(psp_torch, CONFIGS.get(name, name))()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_((torch.rand(n, generator=g) - 0.5) * 0.4)
+    return model.eval()
+
+
+def variant(model, name: str):
+    """(model, call(x) -> output) of one variant."""
+    from psp_torch.fuse import fuse
+    m = fuse(model) if name.startswith("fuse") else model
+    if "channels_last" in name:
+        m = m.to(memory_format=torch.channels_last)
+
+        def call(x):
+            return m(x.contiguous(memory_format=torch.channels_last))
+    elif name == "bf16":
+        def call(x):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return m(x)
+    else:
+        def call(x):
+            return m(x)
+    return m, call
+
+
+def deviation(y, ref) -> float:
+    """max |y - ref| relative to max |ref| (float64)."""
+    y, ref = y.double(), ref.double()
+    return float((y - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+
+
+def bench_model(spec: str, variants, repeat: int, warmup: int, roof: dict, log=print):
+    """Rows for one 'model:size' spec (fp32 first: the reference of the deviations)."""
+    from psp_torch.flops import gmacs
+    name, size = spec.split(":")
+    size = int(size)
+    model = build(name)
+    macs = gmacs(model, size)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 3, size, size, generator=g) * 50
+    rows, ref = [], None
+    for v in ("fp32",) + tuple(v for v in variants if v != "fp32"):
+        if v not in variants and v != "fp32":
+            continue
+        m, call = variant(model, v)
+        with torch.inference_mode():
+            out = call(x).float()
+            t = timeit(lambda: call(x), repeat=repeat, warmup=max(warmup - 1, 0))
+        if ref is None:
+            ref = out
+        dev = 0.0 if v == "fp32" else deviation(out, ref)
+        peak = roof["bf16" if v == "bf16" else "fp32"]
+        rate = macs / t.best
+        rows.append({"model": name, "size": size, "variant": v, "s_per_img": t.best,
+                     "median_s": t.median, "gmac": macs, "gmac_s": rate,
+                     "roofline": rate / peak, "max_dev": dev})
+        log(f"  {name}@{size} {v:<18} {t}  {rate:.1f} GMAC/s ({100 * rate / peak:.0f}% of mm) "
+            f"dev {dev:.2e}")
+        del m
+    return rows
+
+
+def profile(spec: str, top: int = 15) -> str:
+    """torch.profiler table of one fp32 forward, by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile as prof
+    name, size = spec.split(":")
+    model = build(name)
+    x = torch.randn(1, 3, int(size), int(size)) * 50
+    with torch.inference_mode():
+        model(x)
+        with prof(activities=[ProfilerActivity.CPU]) as p:
+            model(x)
+    return p.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+
+
+def run(quick: bool = False, specs=None, variants=None, repeat=None, warmup=1,
+        threads=None, log=print) -> dict:
+    """Measure; returns {"machine", "threads", "roof", "rows"}.
+
+    Quick: PSPNet50 at 233 (side 8k+1, a quarter of the 473 MACs), fp32, bf16 and fuse,
+    one timed forward each after one untimed, matmul 2048.
+    """
+    variants = variants or (QUICK_VARIANTS if quick else VARIANTS)
+    if threads:
+        torch.set_num_threads(threads)
+    specs = specs or (QUICK if quick else FULL)
+    repeat = repeat or (1 if quick else 3)
+    n = 2048 if quick else 4096
+    roof_before = {"fp32": matmul_gmacs(n), "bf16": matmul_gmacs(n, dtype=torch.bfloat16)}
+    log(f"matmul {n}: fp32 {roof_before['fp32']:.1f} GMAC/s, bf16 {roof_before['bf16']:.1f} GMAC/s")
+    rows = []
+    for spec in specs:
+        rows += bench_model(spec, variants, repeat, warmup, roof_before, log)
+    roof_after = {"fp32": matmul_gmacs(n), "bf16": matmul_gmacs(n, dtype=torch.bfloat16)}
+    roof = {k: max(roof_before[k], roof_after[k]) for k in roof_before}
+    for r in rows:  # ratios against the higher of the two roofline measurements
+        r["roofline"] = r["gmac_s"] / roof["bf16" if r["variant"] == "bf16" else "fp32"]
+    return {"machine": machine_line(), "threads": torch.get_num_threads(), "roof": roof,
+            "roof_before": roof_before, "roof_after": roof_after, "rows": rows,
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def report(res: dict) -> str:
+    rows = [[r["model"], r["size"], r["variant"], fmt(r["s_per_img"]), fmt(r["gmac"], 4),
+             fmt(r["gmac_s"]), f"{100 * r['roofline']:.0f}%",
+             "-" if r["variant"] == "fp32" else f"{r['max_dev']:.1e}"] for r in res["rows"]]
+    head = ["model", "size", "variant", "s/img", "GMAC/img", "GMAC/s", "of mm", "max dev"]
+    rb, ra = res["roof_before"], res["roof_after"]
+    return "\n".join([
+        f"machine: {res['machine']}",
+        f"matmul roofline: fp32 {rb['fp32']:.1f} / {ra['fp32']:.1f} GMAC/s, bf16 "
+        f"{rb['bf16']:.1f} / {ra['bf16']:.1f} GMAC/s (before / after the models)",
+        table(rows, head),
+        f"peak RSS {res['peak_rss_mib']:.0f} MiB"])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="PSPNet50 at 233, fp32/bf16/fuse, 1 repetition, mm 2048")
+    ap.add_argument("--configs", help="comma-separated model:size (pspnet50, pspnet101, pspnet101cs)")
+    ap.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default all; quick: fp32,bf16,fuse)")
+    ap.add_argument("--repeat", type=int)
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's, = cores)")
+    ap.add_argument("--profile", action="store_true", help="profile one fp32 forward of the first config")
+    args = ap.parse_args(argv)
+    specs = tuple(args.configs.split(",")) if args.configs else None
+    variants = tuple(args.variants.split(",")) if args.variants else None
+    unknown = set(variants or ()) - set(VARIANTS)
+    if unknown:
+        ap.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
+    res = run(args.quick, specs, variants, args.repeat, threads=args.threads)
+    print(report(res))
+    if args.profile:
+        print(profile((specs or (QUICK if args.quick else FULL))[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Shared helpers of the benchmarks: timing, memory, the machine, the matmul roofline, tables.
+
+Every bench prints ratios against a baseline measured in the same run: these machines
+are shared and noisy, so absolute times drift while ratios hold.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+# ---------------------------------------------------------------- memory
+
+def rss_mib() -> float:
+    """Current resident set size of this process (MiB), from /proc/self/statm."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return float("nan")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (MiB; ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- timing
+
+@dataclass
+class Timing:
+    """Seconds of `repeat` timed calls (after `warmup` untimed ones)."""
+    times: list
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def __str__(self) -> str:
+        return f"best {self.best:.3f} s, median {self.median:.3f} s of {len(self.times)}"
+
+
+def timeit(fn, repeat: int = 3, warmup: int = 1, sync=None) -> Timing:
+    """Call `fn` `warmup` times, then time `repeat` calls (`sync()` before each clock read)."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t0)
+    return Timing(times)
+
+
+@dataclass
+class ChildRun:
+    """A command run as a child process: wall time, its peak RSS (wait4), status, output."""
+    wall_s: float
+    peak_rss_mib: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_child(cmd, env=None, cwd=None, timeout=None) -> ChildRun:
+    """Run `cmd` (list) to completion; its own peak RSS from ``os.wait4``.
+
+    Output goes to temporary files (no pipe to drain while waiting); past `timeout`
+    seconds the child is killed (returncode -9).
+    """
+    import tempfile
+    import threading
+    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, text=True, env=env, cwd=cwd)
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer:
+            timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if timer:
+                timer.cancel()
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        return ChildRun(wall, usage.ru_maxrss / 1024, proc.returncode, fo.read(), fe.read())
+
+
+# ---------------------------------------------------------------- the machine
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine() -> dict:
+    """CPU model, cores, the SIMD features that matter, torch version and threads."""
+    import torch
+    flags = cpu_flags()
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
+            if f in flags]
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "simd": " ".join(simd),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version()}
+
+
+def machine_line() -> str:
+    m = machine()
+    return (f"{m['cpu']}, {m['cores']} cores ({m['simd']}), torch {m['torch']}, "
+            f"{m['threads']} threads, Python {m['python']}")
+
+
+# ---------------------------------------------------------------- roofline
+
+def matmul_gmacs(n: int = 4096, repeat: int = 5, dtype=None, device="cpu") -> float:
+    """The machine's own dense matmul throughput: best GMAC/s of ``torch.mm`` of n x n."""
+    import torch
+    dtype = dtype or torch.float32
+    g = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else None
+    t = timeit(lambda: torch.mm(a, b, out=out), repeat=repeat, warmup=1, sync=sync)
+    return n ** 3 / t.best / 1e9
+
+
+# ---------------------------------------------------------------- tables
+
+def table(rows: list, headers: list) -> str:
+    """A Markdown table (numbers already formatted as strings)."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), sep] + [line(r) for r in cells[1:]])
+
+
+def fmt(x, digits: int = 3) -> str:
+    """A number with `digits` significant digits (or the string as is)."""
+    if isinstance(x, str):
+        return x
+    if x is None or x != x:
+        return "-"
+    return f"{x:.{digits}g}" if abs(x) < 10 ** digits else f"{x:.0f}"
