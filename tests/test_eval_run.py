@@ -1,0 +1,199 @@
+"""eval/run.py end to end on the samples: converted Caffe nets (the slim oracle VOC net and tiny
+one-convolution nets), SS and MS, every output, --resume, missing files, --image, torchrun."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from caffe_proto import load_prototxt, save_caffemodel
+from converter.convert import convert
+from eval import run as eval_run
+from eval.report import TOLERANCE, verdict
+from psp_torch.classes import PALETTES
+from psp_torch.presets import BY_DATASET, MS_SCALES, Published
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "tests" / "data" / "samples"
+SLIM_VOC = ROOT / "tests" / "data" / "oracle" / "nets" / "pspnet101_voc_slim"
+
+
+def _tiny_caffe_net(folder: Path, classes: int, crop: int = 473) -> Path:
+    """A one-convolution Caffe net (8x8/s8 conv, Interp zoom 8), written and converted."""
+    text = f'''name: "tiny_{classes}"
+input: "data"
+input_shape {{ dim: 1 dim: 3 dim: {crop} dim: {crop} }}
+layer {{ name: "score" type: "Convolution" bottom: "data" top: "score"
+  convolution_param {{ num_output: {classes} kernel_size: 8 stride: 8 pad: 4 }} }}
+layer {{ name: "score_interp" type: "Interp" bottom: "score" top: "score_interp"
+  interp_param {{ zoom_factor: 8 }} }}
+'''
+    (folder / f"tiny{classes}.prototxt").write_text(text)
+    net = load_prototxt(text)
+    rng = np.random.RandomState(classes)
+    net.layers[0].blobs = [(rng.randn(classes, 3, 8, 8) * 1e-3).astype(np.float32),
+                           (rng.randn(classes) * 0.1).astype(np.float32)]
+    save_caffemodel(net, folder / f"tiny{classes}.caffemodel")
+    return convert(folder / f"tiny{classes}.caffemodel", folder / f"tiny{classes}.prototxt",
+                   out=folder / f"tiny{classes}.pth", log=lambda *a: None)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    out = {n: _tiny_caffe_net(d, n) for n in (21, 150, 19)}
+    out["slim_voc"] = convert(SLIM_VOC / "weights.caffemodel", SLIM_VOC / "deploy.prototxt",
+                              out=d / "slim_voc.pth", log=lambda *a: None)
+    return out
+
+
+def _run(argv, capsys=None):
+    rc = eval_run.main([str(a) for a in argv])
+    assert rc == 0
+    return capsys.readouterr().out if capsys else None
+
+
+def _fail_if_called(*a, **k):
+    raise AssertionError("the network ran although every image was finished")
+
+
+# ---------------------------------------------------------------- end to end
+
+def test_slim_voc_single_scale_every_output_then_resume(models, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    argv = ["--weights", models["slim_voc"], "--dataset", "voc", "--split", "val",
+            "--data-root", SAMPLES, "--out", out, "--save-probs", "--workers", "1", "--batch", "4"]
+    text = _run(argv, capsys)
+    assert text.strip().splitlines()[-1].startswith("NO REFERENCE (2 images")
+    res = json.loads((out / "results.json").read_text())
+    assert res["images"] == res["images_scored"] == 2 and len(res["classes"]) == 21
+    assert res["classes"][15]["name"] == "person" and res["settings"]["scales"] == [1.0]
+    assert (out / "results.csv").read_text().startswith("id,class,iou")
+    for name, shape in [("2007_000033", (366, 500)), ("2007_000129", (500, 334))]:
+        lab = Image.open(out / "labels" / f"{name}.png")
+        assert lab.mode == "P" and lab.size == shape[::-1]            # VOC palette PNG
+        pred = np.array(lab)
+        probs = np.load(out / "probs" / f"{name}.npy")
+        assert probs.dtype == np.float32 and probs.shape == (21,) + shape
+        assert np.allclose(probs.sum(0), 1, atol=1e-5)
+        assert np.array_equal(probs.argmax(0), pred)
+        colour = np.array(Image.open(out / "color" / f"{name}.png"))
+        assert np.array_equal(colour, PALETTES["voc"][pred])
+    # --resume: nothing runs, the scores are rebuilt from the saved PNGs
+    monkeypatch.setattr(eval_run, "segment", _fail_if_called)
+    before = (out / "results.json").read_text()
+    (out / "results.json").unlink()
+    text = _run(argv + ["--resume"], capsys)
+    assert "(2 resumed)" in text
+    assert (out / "results.json").read_text() == before
+
+
+def test_multi_scale_ade20k_tiny_net(models, tmp_path, capsys):
+    out = tmp_path / "ms"
+    text = _run(["--weights", models[150], "--dataset", "ade20k", "--data-root", SAMPLES,
+                 "--ms", "--out", out, "--workers", "2", "--batch", "3"], capsys)
+    res = json.loads((out / "results.json").read_text())
+    assert res["settings"]["scales"] == list(MS_SCALES) and res["images"] == 3
+    assert "NO REFERENCE (3 images, the full val split has 2000)" in text
+    for i in (1, 2, 3):
+        ids = np.array(Image.open(out / "labels" / f"ADE_val_0000000{i}.png"))
+        assert ids.min() >= 1 and ids.max() <= 150                  # ADE20K ids are 1-based
+        assert (out / "color" / f"ADE_val_0000000{i}.png").is_file()
+
+
+def test_cityscapes_label_ids_out_and_script_miou(models, tmp_path, capsys):
+    out = tmp_path / "cs"
+    _run(["--weights", models[19], "--dataset", "cityscapes", "--data-root", SAMPLES,
+          "--crop-size", "129", "--base-size", "300", "--scales", "0.5,1", "--out", out,
+          "--workers", "0", "--resize", "opencv"], capsys)
+    res = json.loads((out / "results.json").read_text())
+    assert "miou_cityscapes_script" in res and res["miou_cityscapes_script"] >= res["miou"]
+    ids = np.array(Image.open(out / "labels" / "frankfurt_000000_000294_leftImg8bit.png"))
+    assert ids.shape == (128, 256) and set(np.unique(ids)) <= {7, 8, 11, 12, 13, 17, 19, 20, 21,
+                                                                22, 23, 24, 25, 26, 27, 28, 31,
+                                                                32, 33}
+
+
+def test_voc_test_split_official_layout(models, tmp_path, capsys):
+    root = tmp_path / "VOC2012"
+    shutil.copytree(SAMPLES / "VOC2012", root)
+    (root / "ImageSets/Segmentation/test.txt").write_text("2007_000129\n")
+    shutil.rmtree(root / "SegmentationClass")
+    out = tmp_path / "out"
+    text = _run(["--weights", models[21], "--dataset", "voc", "--data-root", tmp_path,
+                 "--out", out, "--workers", "0"], capsys)              # default split: test
+    sub = out / "results/VOC2012/Segmentation/comp6_test_cls/2007_000129.png"
+    assert Image.open(sub).mode == "P"
+    assert "official server" in text.strip().splitlines()[-1]
+    assert not (out / "results.json").exists()
+
+
+def test_missing_files_stop_before_any_work(models, tmp_path, capsys, monkeypatch):
+    shutil.copytree(SAMPLES / "VOC2012", tmp_path / "VOC2012")
+    gone = tmp_path / "VOC2012/SegmentationClass/2007_000129.png"
+    gone.unlink()
+    monkeypatch.setattr(eval_run, "segment", _fail_if_called)
+    argv = ["--weights", models[21], "--dataset", "voc", "--split", "val",
+            "--data-root", tmp_path, "--out", tmp_path / "o", "--workers", "0"]
+    with pytest.raises(SystemExit, match="2007_000129.png \\(missing\\)"):
+        eval_run.main([str(a) for a in argv])
+    monkeypatch.undo()
+    text = _run(argv + ["--skip-missing"], capsys)
+    assert "NO REFERENCE (files were skipped)" in text
+    assert json.loads((tmp_path / "o/results.json").read_text())["images"] == 1
+
+
+def test_image_mode_writes_overlay(models, tmp_path, capsys):
+    img = SAMPLES / "VOC2012/JPEGImages/2007_000033.jpg"
+    text = _run(["--weights", models[21], "--dataset", "voc", "--image", img,
+                 "--out", tmp_path], capsys)
+    assert "overlay" in text
+    overlay = np.array(Image.open(tmp_path / "overlay/2007_000033.png"))
+    assert overlay.shape == (366, 500, 3)
+
+
+def test_torchrun_two_processes_equal_one_process(models, tmp_path):
+    common = ["--weights", models[150], "--dataset", "ade20k", "--data-root", SAMPLES,
+              "--device", "cpu", "--workers", "0"]
+    eval_run.main([str(a) for a in common + ["--out", tmp_path / "one"]])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "eval" / "run.py")] + [str(a) for a in common + ["--out", tmp_path / "two"]]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = (tmp_path / "one/results.json").read_text()
+    assert (tmp_path / "two/results.json").read_text() == one
+    assert len(list((tmp_path / "two/labels").glob("*.png"))) == 3
+
+
+# ---------------------------------------------------------------- verdict
+
+def test_verdict_pass_fail_no_reference():
+    ref = Published(41.68, 80.04)
+    assert verdict(0.4175, 0.8000, ref, None).startswith("PASS")
+    v = verdict(0.4150, 0.8004, ref, None)
+    assert v.startswith("FAIL") and "-0.18" in v and f"tolerance {TOLERANCE}" in v
+    assert verdict(0.4168, 0.8030, ref, None).startswith("FAIL")      # pixel acc off by 0.26
+    assert verdict(0.8541, None, Published(85.41), None).startswith("PASS")
+    assert verdict(0.5, 0.5, ref, "--limit") == "NO REFERENCE (--limit)"
+
+
+def test_reference_applies_only_to_default_full_split():
+    p = BY_DATASET["ade20k"]
+    base = eval_run.Settings(150, 473, 512, p.mean_rgb)
+    assert eval_run.reference_for("ade20k", "val", base, p, None) == (p.published_ss, None)
+    ms = eval_run.Settings(150, 473, 512, p.mean_rgb, scales=tuple(MS_SCALES))
+    assert eval_run.reference_for("ade20k", "val", ms, p, None) == (p.published_ms, None)
+    for other in [eval_run.Settings(150, 473, 512, p.mean_rgb, flip=False),
+                  eval_run.Settings(150, 473, 512, p.mean_rgb, resize="opencv"),
+                  eval_run.Settings(150, 473, 512, p.mean_rgb, precision="bf16"),
+                  eval_run.Settings(150, 473, 512, p.mean_rgb, scales=(0.5, 1.0))]:
+        assert eval_run.reference_for("ade20k", "val", other, p, None)[0] is None
+    assert eval_run.reference_for("ade20k", "val", base, p, "--limit") == (None, "--limit")
+    v = BY_DATASET["voc"]
+    assert eval_run.reference_for("voc", "val", base, v, None)[0] is None     # test only
