@@ -78,11 +78,13 @@ def test_oracle_caffemodel_equals_protobuf_parse(case):
     fast = load_caffemodel(case.caffemodel)
     assert fast.source == str(case.caffemodel)
     assert_same_net(fast, protobuf_net(data, fast.dialect, str(case.caffemodel)))
-    listed = {l["name"]: l for l in case.meta.get("layers", [])} if isinstance(
-        case.meta.get("layers"), list) else {}
-    for layer in fast.layers:
-        if layer.name in listed and "type" in listed[layer.name]:
-            assert layer.type == listed[layer.name]["type"]
+    listed = case.meta["layers"]                  # what Caffe reported when it wrote the file
+    assert listed
+    by_name = fast.by_name()
+    for entry in listed:
+        layer = by_name[entry["name"]]
+        assert (layer.type, layer.top) == (entry["type"], entry["top"])   # bottoms: Caffe's splits
+        assert layer.blob_shapes == [tuple(s) for s in entry.get("param_shapes", [])]
     expected = PSPNET if any(l.type in ("BN", "Interp") for l in fast.layers) else UPSTREAM
     assert fast.dialect == expected
 
