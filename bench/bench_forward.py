@@ -35,11 +35,23 @@ QUICK_VARIANTS = ("fp32", "bf16", "fuse")
 VARIANTS = ("fp32", "bf16", "channels_last", "fuse", "fuse+channels_last")
 
 
+def slim_config(num_classes: int = 150):
+    """PSPNet50 (ADE20K layout) with every width divided by 16: for smoke runs."""
+    from psp_torch.config import PSPNetConfig
+    return PSPNetConfig(num_classes=num_classes, blocks=(3, 4, 6, 3), stem_widths=(4, 4, 8),
+                        mid_widths=(4, 8, 16, 32), out_widths=(16, 32, 64, 128),
+                        stride_on_reduce=True, ppm_width=32, head_width=32)
+
+
 def build(name: str, seed: int = 0):
-    """A full-size PSPNet of `name` with seeded random weights and BN statistics."""
+    """A PSPNet of `name` (full size, or "pspnet50slim") with seeded random weights and
+    BN statistics."""
     import psp_torch
     torch.manual_seed(seed)
-    model = getattr(psp_torch, CONFIGS.get(name, name))()
+    if name == "pspnet50slim":
+        model = psp_torch.PSPNet(slim_config())
+    else:
+        model = getattr(psp_torch, CONFIGS.get(name, name))()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -122,7 +134,7 @@ def profile(spec: str, top: int = 15) -> str:
 
 
 def run(quick: bool = False, specs=None, variants=None, repeat=None, warmup=1,
-        threads=None, log=print) -> dict:
+        threads=None, mm_n=None, log=print) -> dict:
     """Measure; returns {"machine", "threads", "roof", "rows"}.
 
     Quick: PSPNet50 at 233 (side 8k+1, a quarter of the 473 MACs), fp32, bf16 and fuse,
@@ -133,7 +145,7 @@ def run(quick: bool = False, specs=None, variants=None, repeat=None, warmup=1,
         torch.set_num_threads(threads)
     specs = specs or (QUICK if quick else FULL)
     repeat = repeat or (1 if quick else 3)
-    n = 2048 if quick else 4096
+    n = mm_n or (2048 if quick else 4096)
     roof_before = {"fp32": matmul_gmacs(n), "bf16": matmul_gmacs(n, dtype=torch.bfloat16)}
     log(f"matmul {n}: fp32 {roof_before['fp32']:.1f} GMAC/s, bf16 {roof_before['bf16']:.1f} GMAC/s")
     rows = []
@@ -165,7 +177,8 @@ def report(res: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="PSPNet50 at 233, fp32/bf16/fuse, 1 repetition, mm 2048")
-    ap.add_argument("--configs", help="comma-separated model:size (pspnet50, pspnet101, pspnet101cs)")
+    ap.add_argument("--configs", help="comma-separated model:size (pspnet50, pspnet101, "
+                    "pspnet101cs, pspnet50slim)")
     ap.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default all; quick: fp32,bf16,fuse)")
     ap.add_argument("--repeat", type=int)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, = cores)")

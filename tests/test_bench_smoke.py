@@ -1,0 +1,120 @@
+"""The benchmark code runs (tiny settings, CPU) and its measuring tools are right.
+
+No timing is asserted (timings belong to bench/, never to tests); what is asserted:
+the MAC count, BN folding's arithmetic, and that each bench produces its rows.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_forward  # noqa: E402
+import psp_torch  # noqa: E402
+from psp_torch.flops import count_macs, gmacs  # noqa: E402
+from psp_torch.fuse import fold_bn, fuse  # noqa: E402
+
+
+def _hook_count(model, shape) -> int:
+    """MACs by forward hooks on nn.Conv2d (another way than the operator counter)."""
+    total = [0]
+
+    def hook(mod, inp, out):
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        total[0] += out.numel() * (mod.in_channels // mod.groups) * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0]
+
+
+def test_gmac_of_pspnet50_at_473_is_the_reference_161_5():
+    macs = count_macs(psp_torch.pspnet50_ade20k(), (1, 3, 473, 473))
+    assert macs == 161_528_775_872
+    assert abs(macs / 1e9 - 161.5) < 0.05
+
+
+def test_gmac_counter_agrees_with_conv_hooks():
+    model = bench_forward.build("pspnet50slim")
+    assert count_macs(model, (2, 3, 65, 73)) == _hook_count(model, (2, 3, 65, 73))
+    assert gmacs(model, (65, 73), batch=2) == pytest.approx(count_macs(model, (2, 3, 65, 73)) / 1e9)
+    # the model is left on its device, with its weights
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_fold_bn_equals_conv_then_bn():
+    g = torch.Generator().manual_seed(0)
+    conv = nn.Conv2d(5, 7, 3, stride=2, padding=2, dilation=2, bias=True)
+    bn = nn.BatchNorm2d(7, eps=1e-3)
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(7, generator=g))
+        bn.running_var.copy_(torch.rand(7, generator=g) + 0.1)
+        bn.weight.copy_(torch.randn(7, generator=g))
+        bn.bias.copy_(torch.randn(7, generator=g))
+    bn.eval()
+    x = torch.randn(2, 5, 17, 19, generator=g)
+    with torch.no_grad():
+        ref = bn(conv(x))
+        out = fold_bn(conv, bn)(x)
+    assert torch.allclose(out, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+    assert not torch.equal(out, conv(x))  # the BN was not the identity
+
+
+def test_fuse_pspnet_copy():
+    model = bench_forward.build("pspnet50slim")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = fuse(model)
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert fused.fused_pairs == n_bn > 0
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    x = torch.randn(1, 3, 65, 65, generator=torch.Generator().manual_seed(2)) * 50
+    with torch.no_grad():
+        ref, out = model(x), fused(x)
+    rel = float((out - ref).abs().max() / ref.abs().max())
+    assert rel < 1e-5, rel
+
+
+def test_bench_forward_rows():
+    res = bench_forward.run(specs=("pspnet50slim:65",), variants=bench_forward.VARIANTS,
+                            repeat=1, mm_n=256, log=lambda *a: None)
+    rows = {r["variant"]: r for r in res["rows"]}
+    assert set(rows) == set(bench_forward.VARIANTS)
+    assert rows["fp32"]["max_dev"] == 0.0
+    assert 0 < rows["fuse"]["max_dev"] < 1e-4
+    assert 0 < rows["bf16"]["max_dev"] < 0.1
+    assert all(r["s_per_img"] > 0 and r["gmac"] > 0 and r["roofline"] > 0 for r in rows.values())
+    assert "| pspnet50slim" in bench_forward.report(res)
+
+
+def test_bench_gpu_runs_on_cpu():
+    import bench_gpu
+    res = bench_gpu.run(config="pspnet50slim:473", size=65, device="cpu", batches=(1,),
+                        precisions=("fp32", "bf16"), channels_last=(False, True),
+                        compile_modes=(False,), repeat=1, warmup=0, mm_n=256, log=lambda *a: None)
+    assert len(res["rows"]) == 4
+    ref = [r for r in res["rows"] if r["precision"] == "fp32" and not r["channels_last"]][0]
+    assert ref["max_dev"] == 0.0
+    assert all(r["img_s"] > 0 for r in res["rows"])
+    assert "| 1" in bench_gpu.report(res)
+    assert bench_gpu.dense_peak("NVIDIA H100 80GB HBM3")["bf16"] == 989
+
+
+def test_run_py_reports_missing_and_skipped_benches(capsys):
+    import run as bench_run
+    rows = bench_run.child_bench("nothing", "no_such_bench.py", [], timeout=10)
+    assert rows == [["nothing", "-", "skipped: bench/no_such_bench.py is not in this tree"]]
+    if not torch.cuda.is_available():
+        assert bench_run.main(["--only", "gpu"]) == 0
+        assert "skipped: no CUDA device" in capsys.readouterr().out
