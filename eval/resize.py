@@ -71,39 +71,42 @@ def round_half_away(x: torch.Tensor) -> torch.Tensor:
 
 
 def _resize_axis(x: torch.Tensor, dim: int, n_out: int, scale: float) -> torch.Tensor:
-    """One MATLAB pass of a 2-D plane along `dim`: taps summed in order in float64, stored back
-    in x's dtype (uint8: rounded half away from zero, saturated)."""
+    """One MATLAB pass along `dim` (-2: rows, -1: cols) of (..., H, W): taps summed in order in
+    float64, stored back in x's dtype (uint8: rounded half away from zero, saturated)."""
     w, idx = contributions(x.shape[dim], n_out, scale)
     index = torch.from_numpy(idx).to(x.device)
     if w.shape[1] == 1 and np.all(w == 1):
         return x.index_select(dim, index[:, 0])
-    shape = [1, 1]
-    shape[dim] = n_out
+    shape = (n_out, 1) if dim == -2 else (n_out,)
     weights = torch.from_numpy(w).to(x.device)
-    acc = None
-    for k in range(w.shape[1]):
-        term = x.index_select(dim, index[:, k]).to(torch.float64) * weights[:, k].reshape(shape)
-        acc = term if acc is None else acc.add_(term)
+    src = x.to(torch.float64)
+    acc = src.index_select(dim, index[:, 0]).mul_(weights[:, 0].reshape(shape))
+    for k in range(1, w.shape[1]):
+        # product rounded, then added (no fused multiply-add), tap by tap as MATLAB's loop
+        acc.add_(src.index_select(dim, index[:, k]).mul_(weights[:, k].reshape(shape)))
     if x.dtype == torch.uint8:  # weights and pixels are >= 0: half away = floor(v + 0.5)
         return acc.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
     return acc.to(x.dtype)
 
 
-def _resize_plane(plane: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    """Both passes on one (H, W) plane, the axis with the smaller scale first."""
-    scales = (rows / plane.shape[0], cols / plane.shape[1])
-    order = (0, 1) if scales[0] <= scales[1] else (1, 0)
+def _resize_planes(planes: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Both passes on (..., H, W), the axis with the smaller scale first (rows on a tie)."""
+    scales = {-2: rows / planes.shape[-2], -1: cols / planes.shape[-1]}
+    order = (-2, -1) if scales[-2] <= scales[-1] else (-1, -2)
     for d in order:
-        plane = _resize_axis(plane, d, (rows, cols)[d], scales[d])
-    return plane
+        planes = _resize_axis(planes, d, rows if d == -2 else cols, scales[d])
+    return planes
+
+
+_CHUNK_ELEMENTS = 1 << 23  # float64 working set per group of channels (~64 MB)
 
 
 def imresize(a, size: tuple[int, int], method: str = "matlab", channels_first: bool = False):
     """Resize `a` to size = (rows, cols) like MATLAB's imresize(a, size, 'bilinear').
 
     a: numpy array or torch tensor, (H, W), (H, W, C), or (C, H, W) with channels_first;
-    uint8 or float32. Returns the same kind, dtype and layout. Channels are resized one at a
-    time (memory stays at a few planes even for 19 x 1793 x 3585 score maps).
+    uint8 or float32. Returns the same kind, dtype and layout. Channels are resized in groups
+    so that memory stays bounded (19 x 1793 x 3585 score maps included).
     """
     if method not in METHODS:
         raise ValueError(f"resize method must be one of {METHODS}, got {method!r}")
@@ -113,10 +116,13 @@ def imresize(a, size: tuple[int, int], method: str = "matlab", channels_first: b
     if method == "opencv":
         out = _opencv(t, rows, cols, channels_first)
     elif t.dim() == 2:
-        out = _resize_plane(t, rows, cols)
+        out = _resize_planes(t, rows, cols)
     else:
-        cdim = 0 if channels_first else 2
-        out = torch.stack([_resize_plane(p, rows, cols) for p in t.unbind(cdim)], cdim)
+        chw = t if channels_first else t.permute(2, 0, 1)
+        biggest = max(chw.shape[1], rows) * max(chw.shape[2], cols)
+        group = max(1, _CHUNK_ELEMENTS // biggest)
+        out = torch.cat([_resize_planes(c, rows, cols) for c in chw.split(group)])
+        out = out if channels_first else out.permute(1, 2, 0).contiguous()
     return out.numpy() if is_numpy else out
 
 

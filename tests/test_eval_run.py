@@ -93,17 +93,26 @@ def test_slim_voc_single_scale_every_output_then_resume(models, tmp_path, capsys
     assert (out / "results.json").read_text() == before
 
 
-def test_multi_scale_ade20k_tiny_net(models, tmp_path, capsys):
+def test_multi_scale_tiny_net(models, tmp_path, capsys):
     out = tmp_path / "ms"
-    text = _run(["--weights", models[150], "--dataset", "ade20k", "--data-root", SAMPLES,
-                 "--ms", "--out", out, "--workers", "2", "--batch", "3"], capsys)
+    text = _run(["--weights", models[21], "--dataset", "voc", "--split", "val",
+                 "--data-root", SAMPLES, "--ms", "--out", out, "--workers", "2", "--batch", "3"],
+                capsys)
     res = json.loads((out / "results.json").read_text())
-    assert res["settings"]["scales"] == list(MS_SCALES) and res["images"] == 3
-    assert "NO REFERENCE (3 images, the full val split has 2000)" in text
+    assert res["settings"]["scales"] == list(MS_SCALES) and res["images"] == 2
+    assert "NO REFERENCE (2 images, the full val split has 1449)" in text
+    for name in ("2007_000033", "2007_000129"):
+        assert (out / "labels" / f"{name}.png").is_file()
+        assert (out / "color" / f"{name}.png").is_file()
+
+
+def test_ade20k_ids_are_one_based(models, tmp_path, capsys):
+    out = tmp_path / "ade"
+    _run(["--weights", models[150], "--dataset", "ade20k", "--data-root", SAMPLES,
+          "--base-size", "160", "--crop-size", "161", "--out", out, "--workers", "0"], capsys)
     for i in (1, 2, 3):
         ids = np.array(Image.open(out / "labels" / f"ADE_val_0000000{i}.png"))
-        assert ids.min() >= 1 and ids.max() <= 150                  # ADE20K ids are 1-based
-        assert (out / "color" / f"ADE_val_0000000{i}.png").is_file()
+        assert ids.min() >= 1 and ids.max() <= 150
 
 
 def test_cityscapes_label_ids_out_and_script_miou(models, tmp_path, capsys):
@@ -159,7 +168,7 @@ def test_image_mode_writes_overlay(models, tmp_path, capsys):
 
 def test_torchrun_two_processes_equal_one_process(models, tmp_path):
     common = ["--weights", models[150], "--dataset", "ade20k", "--data-root", SAMPLES,
-              "--device", "cpu", "--workers", "0"]
+              "--base-size", "200", "--crop-size", "161", "--device", "cpu", "--workers", "1"]
     eval_run.main([str(a) for a in common + ["--out", tmp_path / "one"]])
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
