@@ -199,6 +199,20 @@ def verify(payload, dnet, wnet, log, seed=0) -> float:
     return rel
 
 
+def warn_non_finite(wnet, source) -> int:
+    """A warning on stderr per layer whose blobs hold NaN or Inf (converted as they are)."""
+    import numpy as np
+    bad = 0
+    for layer in wnet.layers:
+        nan = sum(int(np.isnan(b).sum()) for b in layer.blobs)
+        inf = sum(int(np.isinf(b).sum()) for b in layer.blobs)
+        if nan or inf:
+            bad += 1
+            print(f"convert.py: warning: {source}: layer {layer.name!r} has {nan} NaN and {inf} "
+                  f"Inf weight values (copied as they are)", file=sys.stderr)
+    return bad
+
+
 def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=False,
             log=print) -> Path:
     """Convert; returns the written .pth path. Raises ConvertError (or CaffeFormatError)."""
@@ -216,6 +230,7 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
         raise ConvertError(f"{source}: no such file")
     sha = sha256_of(source)
     wnet = weights_net(str(source))
+    warn_non_finite(wnet, source)
     log(f"source: {source} ({source.stat().st_size:,} bytes, sha256 {sha[:16]}...)")
     if prototxt is not None:
         text = _prototxt_text(prototxt)
@@ -246,7 +261,11 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
             log("verify: a generic net is stored as CaffeNet itself; nothing to compare")
         else:
             verify(payload, dnet, wnet, log)
-    save(payload, out)
+    try:
+        save(payload, out)
+    except RuntimeError as exc:                 # torch.save reports a failed write so
+        raise OSError(f"cannot write {out}: {str(exc).splitlines()[0]} (is the disk full? "
+                      f"nothing was written)") from None
     log(f"wrote {out} ({out.stat().st_size:,} bytes) in {time.perf_counter() - t0:.2f} s")
     return out
 
@@ -269,6 +288,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as exc:       # CaffeFormatError and ConvertError are ValueErrors
         print(f"convert.py: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("convert.py: interrupted; nothing written", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from eval import datasets as ds
 from eval.metrics import Stats, image_stats, summary
 from eval.outputs import Writer
-from eval.protocol import Settings, predict, segment
+from eval.protocol import Settings, predict, scaled_images, segment
 from eval.report import build_results, table, write_results
 from psp_torch.classes import CLASS_NAMES
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
@@ -137,10 +137,10 @@ def reference_for(dataset: str, split: str, settings: Settings, preset, full: st
 
 
 class _Items(torch.utils.data.Dataset):
-    """Reads image and label in worker processes."""
+    """Reads image and label and resizes the image to every scale, in worker processes."""
 
-    def __init__(self, items, dataset, num_classes, done=frozenset()):
-        self.items, self.dataset, self.num_classes, self.done = items, dataset, num_classes, done
+    def __init__(self, items, dataset, settings, done=frozenset()):
+        self.items, self.dataset, self.settings, self.done = items, dataset, settings, done
 
     def __len__(self):
         return len(self.items)
@@ -148,9 +148,11 @@ class _Items(torch.utils.data.Dataset):
     def __getitem__(self, i):
         s = self.items[i]
         if s.name in self.done:
-            return i, None, None
-        lab = None if s.label is None else ds.read_label(s.label, self.dataset, self.num_classes)
-        return i, ds.read_image(s.image), lab
+            return i, None, None, None
+        lab = None if s.label is None else \
+            ds.read_label(s.label, self.dataset, self.settings.num_classes)
+        img = ds.read_image(s.image)
+        return i, img, scaled_images(img, self.settings), lab
 
 
 def _as_is(item):
@@ -242,14 +244,14 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
     done = frozenset(s.name for s in shard
                      if args.resume and writer.finished(s.name, args.save_probs))
     loader = torch.utils.data.DataLoader(
-        _Items(shard, dataset, settings.num_classes, done), batch_size=None, shuffle=False,
+        _Items(shard, dataset, settings, done), batch_size=None, shuffle=False,
         collate_fn=_as_is, num_workers=args.workers, prefetch_factor=2 if args.workers else None)
     stats = Stats(settings.num_classes)
     t0 = time.perf_counter()
     bar = tqdm(total=len(shard), unit="img", disable=rank != 0, dynamic_ncols=True,
                desc=f"{dataset} {split}" + (f" [rank 0 of {world}]" if world > 1 else ""))
     resumed = 0
-    for i, img, lab in loader:
+    for i, img, scaled, lab in loader:
         s = shard[i]
         if img is None:  # finished earlier: rebuild from the saved label PNG
             pred = writer.read_prediction(s.name)
@@ -257,7 +259,11 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
                 lab = ds.read_label(s.label, dataset, settings.num_classes)
             resumed += 1
         else:
-            probs = segment(model, img, settings)
+            if lab is not None and lab.shape != img.shape[:2]:
+                raise ds.DatasetError(
+                    f"{s.label}: label is {lab.shape[0]}x{lab.shape[1]} (rows x cols), its image "
+                    f"{s.image} is {img.shape[0]}x{img.shape[1]}")
+            probs = segment(model, img, settings, scaled)
             pred = predict(probs)
             writer.write(s.name, pred, probs.cpu().numpy() if args.save_probs else None)
         if lab is not None:
@@ -290,7 +296,24 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
 
 
 def main(argv=None) -> int:
+    """The command; bad input or a failed write: one line on stderr, status 2; Ctrl-C: 130
+    (finished images are kept whole: --resume goes on from them)."""
     args = parse_args(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print("eval/run.py: interrupted; the images finished so far are kept (rerun with "
+              "--resume to go on)", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:    # DatasetError, ModelFileError, disk full, ...
+        msg = str(exc)
+        if isinstance(exc, OSError) and not exc.filename:
+            msg += f" (writing under {args.out or 'eval_out'})"
+        print(f"eval/run.py: error: {msg}", file=sys.stderr)
+        return 2
+
+
+def _main(args) -> int:
     rank, world, args.device = _init_distributed(args.device)
     try:
         model = load_model(args)
