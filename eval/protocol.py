@@ -182,21 +182,32 @@ def renormalise(probs: torch.Tensor) -> torch.Tensor:
     return probs / probs.sum(dim=0, keepdim=True)
 
 
-def segment(model: Model, image: np.ndarray, settings: Settings) -> torch.Tensor:
-    """The whole protocol on one RGB uint8 image (H, W, 3): (C, H, W) float32 probabilities."""
+def scaled_images(image: np.ndarray, settings: Settings) -> list[np.ndarray]:
+    """Step 1 for every scale: the uint8 image resized so its long side is base * s + 1."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"segment expects an RGB uint8 (H, W, 3) image, got "
-                         f"{image.dtype} {image.shape}")
+        raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {image.dtype} "
+                         f"{image.shape}")
+    rows, cols = image.shape[:2]
+    return [imresize(image, scaled_size(rows, cols, settings.base_size, s), settings.resize)
+            for s in settings.scales]
+
+
+def segment(model: Model, image: np.ndarray, settings: Settings,
+            scaled: list[np.ndarray] | None = None) -> torch.Tensor:
+    """The whole protocol on one RGB uint8 image (H, W, 3): (C, H, W) float32 probabilities.
+
+    `scaled`: the output of scaled_images(image, settings) when computed elsewhere (the data
+    loader's worker processes do it while the network runs).
+    """
+    if scaled is None:
+        scaled = scaled_images(image, settings)
     rows, cols = image.shape[:2]
     total = None
-    for s in settings.scales:
-        size = scaled_size(rows, cols, settings.base_size, s)
-        img_s = image if size == (rows, cols) and settings.resize == "matlab" else \
-            imresize(image, size, settings.resize)
+    for img_s in scaled:
         p = scale_probs(model, img_s, settings)
         p = renormalise(imresize(p, (rows, cols), settings.resize, channels_first=True))
         total = p if total is None else total + p
-    return total / len(settings.scales)
+    return total / len(scaled)
 
 
 def predict(probs: torch.Tensor) -> np.ndarray:
@@ -206,4 +217,4 @@ def predict(probs: torch.Tensor) -> np.ndarray:
 
 __all__ = ["Settings", "scaled_size", "window_stride", "grid_count", "window_starts", "windows",
            "pad_bottom_right", "net_input", "window_probs", "scale_probs", "renormalise",
-           "segment", "predict", "matlab_round", "round_half_away"]
+           "scaled_images", "segment", "predict", "matlab_round", "round_half_away"]
