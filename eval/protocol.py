@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .resize import imresize, round_half_away
+from .resize import imresize
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -217,4 +217,4 @@ def predict(probs: torch.Tensor) -> np.ndarray:
 
 __all__ = ["Settings", "scaled_size", "window_stride", "grid_count", "window_starts", "windows",
            "pad_bottom_right", "net_input", "window_probs", "scale_probs", "renormalise",
-           "scaled_images", "segment", "predict", "matlab_round", "round_half_away"]
+           "scaled_images", "segment", "predict", "matlab_round"]

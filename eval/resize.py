@@ -65,11 +65,6 @@ def _triangle(t: np.ndarray) -> np.ndarray:
     return ((t + 1) * ((-1 <= t) & (t < 0))) + ((1 - t) * ((0 <= t) & (t <= 1)))
 
 
-def round_half_away(x: torch.Tensor) -> torch.Tensor:
-    """MATLAB's round: halves go away from zero (torch.round rounds half to even)."""
-    return torch.sign(x) * torch.floor(torch.abs(x) + 0.5)
-
-
 def _resize_axis(x: torch.Tensor, dim: int, n_out: int, scale: float) -> torch.Tensor:
     """One MATLAB pass along `dim` (-2: rows, -1: cols) of (..., H, W): taps summed in order in
     float64, stored back in x's dtype (uint8: rounded half away from zero, saturated)."""

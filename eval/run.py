@@ -315,6 +315,9 @@ def main(argv=None) -> int:
 
 def _main(args) -> int:
     rank, world, args.device = _init_distributed(args.device)
+    if args.precision == "fp32":  # true float32 convolutions on GPUs (no TF32 shortcuts)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     try:
         model = load_model(args)
         meta = dict(getattr(model, "meta", {}) or {})
