@@ -202,3 +202,57 @@ def test_segment_rejects_non_rgb_uint8():
 def test_wrong_score_shape_is_reported():
     with pytest.raises(ValueError, match="expected"):
         window_probs(Spy(classes=4), torch.zeros(1, 3, 8, 8), _settings(crop_size=8))
+
+
+class WindowDependent(nn.Module):
+    """Scores depend on the whole window (its mean) and on the position: overlap matters."""
+
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3), keepdim=True) * 0.1
+        ramp = torch.arange(x.shape[-1], dtype=x.dtype) / x.shape[-1]
+        return torch.cat([x[:, :1] * 0.002 + m, x[:, 1:2] * 0.003 - m, ramp.expand_as(x[:, :1])],
+                         1)
+
+
+def _scale_process_transcribed(model, img, crop, mean):
+    """scale_process.m line by line (1-based loops), flip and exp-normalisation included."""
+    new_rows, new_cols = img.shape[:2]
+    stride = int(np.ceil(crop * 2 / 3))
+    pad = img
+    if new_rows < crop:
+        pad = np.concatenate([pad, np.broadcast_to(np.array([124, 117, 104], np.uint8),
+                                                   (crop - new_rows, pad.shape[1], 3))], 0)
+    if new_cols < crop:
+        pad = np.concatenate([pad, np.broadcast_to(np.array([124, 117, 104], np.uint8),
+                                                   (pad.shape[0], crop - new_cols, 3))], 1)
+    pr, pc = pad.shape[:2]
+    hg = int(np.ceil(np.float32(pr - crop) / stride)) + 1
+    wg = int(np.ceil(np.float32(pc - crop) / stride)) + 1
+    data = np.zeros((3, pr, pc), np.float32)
+    count = np.zeros((3, pr, pc), np.float32)
+    for gy in range(1, hg + 1):
+        for gx in range(1, wg + 1):
+            sx, sy = (gx - 1) * stride + 1, (gy - 1) * stride + 1
+            ex, ey = min(sx + crop - 1, pc), min(sy + crop - 1, pr)
+            sx, sy = ex - crop + 1, ey - crop + 1
+            sub = pad[sy - 1:ey, sx - 1:ex].astype(np.float32) - np.float32(mean)
+            x = torch.from_numpy(np.ascontiguousarray(sub[:, :, ::-1].transpose(2, 0, 1)))[None]
+            with torch.no_grad():
+                s = model(x) + model(x.flip(-1)).flip(-1)
+            s = torch.exp(s)
+            s = (s / s.sum(1, keepdim=True))[0].numpy()
+            count[:, sy - 1:ey, sx - 1:ex] += 1
+            data[:, sy - 1:ey, sx - 1:ex] += s
+    return (data / count)[:, :new_rows, :new_cols]
+
+
+@pytest.mark.parametrize("shape", [(10, 37), (23, 29), (40, 17)])
+def test_sliding_windows_match_transcribed_scale_process(shape):
+    rng = np.random.default_rng(sum(shape))
+    img = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    model = WindowDependent()
+    ours = scale_probs(model, img, _settings(batch=3))
+    ref = _scale_process_transcribed(model, img, 16, np.array(MEAN, np.float32))
+    assert ours.shape == ref.shape[0:1] + shape
+    assert ref.min() > 1e-4                                   # no saturated classes
+    assert np.allclose(ours.numpy(), ref, rtol=1e-5, atol=1e-7)
