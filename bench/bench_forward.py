@@ -9,9 +9,10 @@ and the variants bf16 autocast, channels_last, `psp_torch.fuse.fuse` (BN folded)
 and fuse + channels_last, each with its max deviation from the fp32 output
 (max |y - y_fp32| / max |y_fp32|). GMAC per image is counted from the operators
 (`psp_torch.flops`, multiply-accumulates of convolutions and matrix products).
-The roofline is the machine's own ``torch.mm`` throughput measured in the same
-run (4096x4096, best of 5; bf16 rows use a bf16 mm), before and after the
-model runs; the ratio uses the higher of the two.
+The roofline is the machine's own ``torch.mm`` throughput (4096x4096; bf16 rows
+use a bf16 mm) measured right before and right after each row's timing; the
+ratio uses the higher of the two, so a drift of the shared machine's load
+between rows does not skew it.
 
 Weights: random (seeded) with randomised BN statistics, so that folding BN is
 not a no-op; the arithmetic is the same as with the released weights.
@@ -89,8 +90,13 @@ def deviation(y, ref) -> float:
     return float((y - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
 
 
-def bench_model(spec: str, variants, repeat: int, warmup: int, roof: dict, log=print):
-    """Rows for one 'model:size' spec (fp32 first: the reference of the deviations)."""
+def bench_model(spec: str, variants, repeat: int, warmup: int, mm_n: int, log=print):
+    """Rows for one 'model:size' spec (fp32 first: the reference of the deviations).
+
+    Each row's roofline is the ``torch.mm`` throughput (same precision) measured right
+    before and right after that row's timing, the higher of the two: the load of a
+    shared machine drifts over minutes, and the ratio must compare like with like.
+    """
     from psp_torch.flops import gmacs
     name, size = spec.split(":")
     size = int(size)
@@ -100,22 +106,25 @@ def bench_model(spec: str, variants, repeat: int, warmup: int, roof: dict, log=p
     x = torch.randn(1, 3, size, size, generator=g) * 50
     rows, ref = [], None
     for v in ("fp32",) + tuple(v for v in variants if v != "fp32"):
-        if v not in variants and v != "fp32":
-            continue
         m, call = variant(model, v)
+        dtype = torch.bfloat16 if v == "bf16" else torch.float32
         with torch.inference_mode():
             out = call(x).float()
-            t = timeit(lambda: call(x), repeat=repeat, warmup=max(warmup - 1, 0))
+            for _ in range(max(warmup - 1, 0)):
+                call(x)
+            mm_before = matmul_gmacs(mm_n, repeat=3, dtype=dtype)
+            t = timeit(lambda: call(x), repeat=repeat, warmup=0)
+            mm_after = matmul_gmacs(mm_n, repeat=3, dtype=dtype)
         if ref is None:
             ref = out
         dev = 0.0 if v == "fp32" else deviation(out, ref)
-        peak = roof["bf16" if v == "bf16" else "fp32"]
+        peak = max(mm_before, mm_after)
         rate = macs / t.best
         rows.append({"model": name, "size": size, "variant": v, "s_per_img": t.best,
-                     "median_s": t.median, "gmac": macs, "gmac_s": rate,
+                     "median_s": t.median, "gmac": macs, "gmac_s": rate, "mm_gmac_s": peak,
                      "roofline": rate / peak, "max_dev": dev})
-        log(f"  {name}@{size} {v:<18} {t}  {rate:.1f} GMAC/s ({100 * rate / peak:.0f}% of mm) "
-            f"dev {dev:.2e}")
+        log(f"  {name}@{size} {v:<18} {t}  {rate:.1f} GMAC/s, mm {mm_before:.1f}/{mm_after:.1f} "
+            f"({100 * rate / peak:.0f}% of mm) dev {dev:.2e}")
         del m
     return rows
 
@@ -131,6 +140,32 @@ def profile(spec: str, top: int = 15) -> str:
         with prof(activities=[ProfilerActivity.CPU]) as p:
             model(x)
     return p.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+
+
+# Representative convolutions of PSPNet at 473 (feature 60x60 after stage 2): name, cin,
+# cout, kernel, dilation, input side.
+CONVS = (("conv5_4 3x3 4096->512", 4096, 512, 3, 1, 60),
+         ("conv5_x 3x3 d4 512->512", 512, 512, 3, 4, 60),
+         ("conv4_x 3x3 d2 256->256", 256, 256, 3, 2, 60),
+         ("conv5_x 1x1 512->2048", 512, 2048, 1, 1, 60),
+         ("conv4_x 1x1 1024->256", 1024, 256, 1, 1, 60),
+         ("conv2_x 3x3 64->64", 64, 64, 3, 1, 119))
+
+
+def conv_rows(repeat: int = 3, channels_last: bool = False) -> list:
+    """GMAC/s of single convolutions (same shapes as the model's), for the profile."""
+    rows = []
+    for name, cin, cout, k, d, side in CONVS:
+        conv = torch.nn.Conv2d(cin, cout, k, padding=d * (k - 1) // 2, dilation=d, bias=False)
+        x = torch.randn(1, cin, side, side)
+        if channels_last:
+            conv, x = conv.to(memory_format=torch.channels_last), x.contiguous(
+                memory_format=torch.channels_last)
+        macs = side * side * cout * cin * k * k / 1e9
+        with torch.inference_mode():
+            t = timeit(lambda: conv(x), repeat=repeat, warmup=1)
+        rows.append((name, macs, macs / t.best))
+    return rows
 
 
 def run(quick: bool = False, specs=None, variants=None, repeat=None, warmup=1,
@@ -150,11 +185,9 @@ def run(quick: bool = False, specs=None, variants=None, repeat=None, warmup=1,
     log(f"matmul {n}: fp32 {roof_before['fp32']:.1f} GMAC/s, bf16 {roof_before['bf16']:.1f} GMAC/s")
     rows = []
     for spec in specs:
-        rows += bench_model(spec, variants, repeat, warmup, roof_before, log)
+        rows += bench_model(spec, variants, repeat, warmup, n, log)
     roof_after = {"fp32": matmul_gmacs(n), "bf16": matmul_gmacs(n, dtype=torch.bfloat16)}
     roof = {k: max(roof_before[k], roof_after[k]) for k in roof_before}
-    for r in rows:  # ratios against the higher of the two roofline measurements
-        r["roofline"] = r["gmac_s"] / roof["bf16" if r["variant"] == "bf16" else "fp32"]
     return {"machine": machine_line(), "threads": torch.get_num_threads(), "roof": roof,
             "roof_before": roof_before, "roof_after": roof_after, "rows": rows,
             "peak_rss_mib": peak_rss_mib()}
@@ -162,14 +195,16 @@ def run(quick: bool = False, specs=None, variants=None, repeat=None, warmup=1,
 
 def report(res: dict) -> str:
     rows = [[r["model"], r["size"], r["variant"], fmt(r["s_per_img"]), fmt(r["gmac"], 4),
-             fmt(r["gmac_s"]), f"{100 * r['roofline']:.0f}%",
+             fmt(r["gmac_s"]), fmt(r["mm_gmac_s"]), f"{100 * r['roofline']:.0f}%",
              "-" if r["variant"] == "fp32" else f"{r['max_dev']:.1e}"] for r in res["rows"]]
-    head = ["model", "size", "variant", "s/img", "GMAC/img", "GMAC/s", "of mm", "max dev"]
+    head = ["model", "size", "variant", "s/img", "GMAC/img", "GMAC/s", "mm GMAC/s", "of mm",
+            "max dev"]
     rb, ra = res["roof_before"], res["roof_after"]
     return "\n".join([
         f"machine: {res['machine']}",
-        f"matmul roofline: fp32 {rb['fp32']:.1f} / {ra['fp32']:.1f} GMAC/s, bf16 "
-        f"{rb['bf16']:.1f} / {ra['bf16']:.1f} GMAC/s (before / after the models)",
+        f"matmul: fp32 {rb['fp32']:.1f} / {ra['fp32']:.1f} GMAC/s, bf16 "
+        f"{rb['bf16']:.1f} / {ra['bf16']:.1f} GMAC/s (before / after all models); each row's "
+        f"'mm' is the best of the matmuls just before and after it",
         table(rows, head),
         f"peak RSS {res['peak_rss_mib']:.0f} MiB"])
 
@@ -182,7 +217,8 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default all; quick: fp32,bf16,fuse)")
     ap.add_argument("--repeat", type=int)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, = cores)")
-    ap.add_argument("--profile", action="store_true", help="profile one fp32 forward of the first config")
+    ap.add_argument("--profile", action="store_true", help="profile one fp32 forward of the first "
+                    "config, and time its typical convolutions alone")
     args = ap.parse_args(argv)
     specs = tuple(args.configs.split(",")) if args.configs else None
     variants = tuple(args.variants.split(",")) if args.variants else None
@@ -193,6 +229,10 @@ def main(argv=None) -> int:
     print(report(res))
     if args.profile:
         print(profile((specs or (QUICK if args.quick else FULL))[0]))
+        peak = matmul_gmacs(2048 if args.quick else 4096)
+        rows = [[n, fmt(m), fmt(r), f"{100 * r / peak:.0f}%"] for n, m, r in conv_rows()]
+        print(f"single convolutions (fp32, contiguous), torch.mm {peak:.1f} GMAC/s:")
+        print(table(rows, ["convolution", "GMAC", "GMAC/s", "of mm"]))
     return 0
 
 

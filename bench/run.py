@@ -61,7 +61,7 @@ def forward_rows(quick: bool) -> list:
         dev = "" if r["variant"] == "fp32" else f", max dev {r['max_dev']:.1e}"
         rows.append(["forward (CPU)", f"{r['model']}@{r['size']} {r['variant']}: "
                      f"{r['s_per_img']:.2f} s/img, {r['gmac']:.1f} GMAC, {r['gmac_s']:.1f} GMAC/s "
-                     f"= {100 * r['roofline']:.0f}% of mm{dev}", ""])
+                     f"= {100 * r['roofline']:.0f}% of mm ({r['mm_gmac_s']:.1f}){dev}", ""])
     return rows
 
 
