@@ -151,9 +151,12 @@ def soak(n: int = 500, kills: int = 3, seed: int = 0, work: Path | None = None,
             f"{at}, {rss_end:.0f} MiB at image {n}")
 
         killed_at = []
+        # kill points spread over the run: a sorted random sample of distinct images
+        targets = sorted(rng.sample(range(1, n), min(kills, n - 1)))
+        targets += [n - 1] * (kills - len(targets))
         for k in range(kills):
             done = finished(out)
-            target = rng.randint(done + 1, max(done + 1, n - 1))
+            target = max(targets[k], done + 1)
             run = Run(command(data, out, resume=k > 0), out, logs)
             if run.wait_for(target):
                 run.kill()
