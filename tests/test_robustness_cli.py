@@ -38,6 +38,7 @@ def _env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"   # progress lines arrive as printed (the Ctrl-C cases wait on them)
     return env
 
 
