@@ -277,6 +277,7 @@ def atheris_main(target: str, runs: int, seed: int, max_seconds: float | None) -
         if exc is not None:
             raise exc
 
+    print(f"corpus (kept, grows as libFuzzer finds new inputs): {corpus}", file=sys.stderr)
     flags = [sys.argv[0], f"-runs={runs}", f"-seed={seed}", "-timeout=1", "-rss_limit_mb=2048",
              f"-max_len={1 << 20}", str(corpus)]
     if max_seconds:
