@@ -1,3 +1,8 @@
+"""Caffe's arithmetic in PyTorch: layer modules, CaffeNet (any prototxt), the clean PSPNet.
+
+psp_torch reads files only through caffe_proto. Entry points: `load` (a converted .pth),
+`PSPNet` and its factories, `CaffeNet.from_files`, `preprocess`.
+"""
 # --- clean model, preprocessing, .pth loading (pspnet / io / preprocess) ---
 from .config import PSPNetConfig  # noqa: E402
 from .io import load  # noqa: E402

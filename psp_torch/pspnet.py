@@ -240,6 +240,16 @@ class PSPNet(nn.Module):
         blobs["conv6_interp"] = interp(y, size)
         return blobs
 
+    def fuse(self) -> "PSPNet":
+        """A copy for inference with every BN folded into its convolution.
+
+        Not bit-identical to the faithful fp32 forward (one rounding instead of two):
+        never applied implicitly; bench/bench_forward.py prints its deviation.
+        """
+        from .fuse import fuse
+
+        return fuse(self)
+
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def from_caffe(cls, prototxt, weights=None, meta: dict | None = None) -> "PSPNet":

@@ -340,3 +340,22 @@ def test_load_rejects_foreign_pth(tmp_path):
     torch.save({"conv.weight": torch.zeros(1)}, path)
     with pytest.raises(ValueError, match="not a psp_torch model file"):
         psp_torch.load(path)
+
+
+def test_fuse_method_folds_every_bn_and_stays_close():
+    """PSPNet.fuse(): a BN-free copy within 1e-4 of the fp32 output's scale; the original untouched."""
+    import torch
+    from torch import nn
+
+    import psp_torch
+
+    model = psp_torch.PSPNet.from_caffe(
+        "tests/data/oracle/nets/pspnet50_ade20k_slim/deploy.prototxt",
+        "tests/data/oracle/nets/pspnet50_ade20k_slim/weights.caffemodel")
+    fused = model.fuse()
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    x = torch.randn(1, 3, 97, 97, generator=torch.Generator().manual_seed(0)) * 50
+    with torch.no_grad():
+        ref, out = model(x), fused(x)
+    assert (ref - out).abs().max() <= 1e-4 * ref.abs().max()
