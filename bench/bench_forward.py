@@ -225,7 +225,8 @@ def main(argv=None) -> int:
     unknown = set(variants or ()) - set(VARIANTS)
     if unknown:
         ap.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
-    res = run(args.quick, specs, variants, args.repeat, threads=args.threads)
+    res = run(args.quick, specs, variants, args.repeat, threads=args.threads,
+              log=lambda msg: print(msg, file=sys.stderr, flush=True))  # progress: stderr
     print(report(res))
     if args.profile:
         print(profile((specs or (QUICK if args.quick else FULL))[0]))
