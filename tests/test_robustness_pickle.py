@@ -8,7 +8,6 @@ source file of the project loads pickles: every ``torch.load`` passes
 """
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import re
