@@ -307,6 +307,8 @@ def main(argv=None) -> int:
         return 130
     except (ValueError, OSError) as exc:    # DatasetError, ModelFileError, disk full, ...
         msg = str(exc)
+        if "in DataLoader worker process" in msg:  # re-raised with the worker's traceback:
+            msg = msg.strip().splitlines()[-1].split(": ", 1)[-1]  # keep its own message
         if isinstance(exc, OSError) and not exc.filename:
             msg += f" (writing under {args.out or 'eval_out'})"
         print(f"eval/run.py: error: {msg}", file=sys.stderr)

@@ -433,11 +433,14 @@ def test_eval_empty_image_file(ade, tmp_path, capsys, eval_main):
     assert not (tmp_path / "out").exists() or files_under(tmp_path / "out") == set()
 
 
-def test_eval_corrupt_image(ade, tmp_path, capsys, eval_main):
-    """Bytes that are no image: found while running; the message names the file; the
-    outputs written so far are whole files (no temp file)."""
+@pytest.mark.parametrize("workers", [0, 1])
+def test_eval_corrupt_image(ade, tmp_path, capsys, eval_main, workers):
+    """Bytes that are no image: found while running (in the main process or in a loader
+    worker); the message names the file; the outputs written so far are whole files."""
     _img(ade, 1).write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg" * 10)
-    rc, _, err = call_main(eval_main, eval_args(ade, tmp_path / "out"), capsys)
+    args = eval_args(ade, tmp_path / "out")
+    args[args.index("--workers") + 1] = str(workers)
+    rc, _, err = call_main(eval_main, args, capsys)
     assert_clean_failure(rc, err, "SYN_val_00000001.jpg")
     assert not temp_leftovers(tmp_path)
     assert not (tmp_path / "out" / "results.json").exists()
