@@ -6,8 +6,11 @@
 2. Protocol overhead: eval.protocol.segment on one image against the network calls alone
    (the same windows and mirrors through the same model), with the stand-in model
    (eval.standin) so the overhead is not hidden by a large network.
+3. With --real: the same with the real networks (randomly initialised PSPNet of the
+   dataset's preset), giving seconds per image and the share of time spent outside the
+   network; and batched windows against one window at a time, side by side.
 
-    python bench/bench_eval.py [--quick] [--device cpu|cuda] [--repeat 3]
+    python bench/bench_eval.py [--quick] [--real] [--device cpu|cuda] [--repeat 3]
 """
 from __future__ import annotations
 
@@ -50,11 +53,12 @@ def bench_resize(cases, repeat, device):
         print(f"{label:<44} {tm:9.3f} {to:9.3f} {tm / to:7.1f}x")
 
 
-def bench_protocol(dataset, shape, scales, repeat, device):
+def bench_protocol(dataset, shape, scales, repeat, device, model=None, batch=4):
     p = BY_DATASET[dataset]
-    model = standin.TinySegNet(dataset).to(device).eval()
+    if model is None:
+        model = standin.TinySegNet(dataset).to(device).eval()
     st = Settings(p.num_classes, p.crop_size, p.base_size, p.mean_rgb, tuple(scales),
-                  batch=4, device=device)
+                  batch=batch, device=device)
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
     # the network calls alone: same windows (with mirrors) through window_probs
@@ -74,10 +78,64 @@ def bench_protocol(dataset, shape, scales, repeat, device):
         for i in range(0, len(x), st.batch):
             window_probs(model, x[i:i + st.batch], st)
 
-    t_net = best(net_only, repeat)
-    t_all = best(lambda: segment(model, img, st), repeat)
+    with torch.inference_mode():
+        t_net = best(net_only, repeat)
+        t_all = best(lambda: segment(model, img, st), repeat)
     print(f"{dataset:<11} {shape[0]}x{shape[1]:<6} {len(scales)} scale(s) {len(x):4d} windows  "
-          f"segment {t_all:7.2f}s  net+softmax {t_net:7.2f}s  overhead x{t_all / t_net:.2f}")
+          f"batch {batch:2d}  segment {t_all:7.2f}s  net+softmax {t_net:7.2f}s  "
+          f"overhead x{t_all / t_net:.2f}  outside the network {100 * (t_all - t_net) / t_all:4.1f}%")
+    return t_all
+
+
+class TimedModel(torch.nn.Module):
+    """Wraps a model and adds up the wall time spent inside its calls."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seconds, self.calls = model, 0.0, 0
+
+    def forward(self, x):
+        t = time.perf_counter()
+        y = self.model(x)
+        if y.is_cuda:
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - t
+        self.calls += 1
+        return y
+
+
+def bench_real_one(dataset, model, shape, scales, batch, device):
+    """One image through eval.protocol.segment; the network's share measured inside the run."""
+    p = BY_DATASET[dataset]
+    st = Settings(p.num_classes, p.crop_size, p.base_size, p.mean_rgb, tuple(scales),
+                  batch=batch, device=device)
+    img = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
+    timed = TimedModel(model)
+    with torch.inference_mode():
+        t = time.perf_counter()
+        segment(timed, img, st)
+        total = time.perf_counter() - t
+    outside = total - timed.seconds
+    print(f"{dataset:<11} {shape[0]}x{shape[1]:<5} {len(scales)} scale(s) batch {batch}  "
+          f"{timed.calls:3d} net calls  {total:7.1f} s/image  network {timed.seconds:7.1f} s  "
+          f"outside the network {outside:5.1f} s = {100 * outside / total:4.1f}%")
+    return total
+
+
+def bench_real(device, repeat):
+    """Seconds per image and the share outside the network, with the real networks."""
+    import psp_torch
+
+    voc = psp_torch.pspnet101_voc2012().to(device).eval()
+    with torch.inference_mode():  # warm-up: first calls allocate
+        voc(torch.zeros(1, 3, 473, 473, device=device))
+    t1 = bench_real_one("voc", voc, (366, 500), (1.0,), 1, device)
+    t2 = bench_real_one("voc", voc, (366, 500), (1.0,), 2, device)
+    print(f"voc single scale: batched windows (2 per call) / one at a time = {t2 / t1:.2f}")
+    bench_real_one("voc", voc, (366, 500), MS_SCALES, 1, device)
+    del voc
+    cs = psp_torch.pspnet101_cityscapes().to(device).eval()
+    bench_real_one("cityscapes", cs, (1024, 2048), (1.0,), 1, device)
 
 
 def main(argv=None):
@@ -85,7 +143,12 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smaller arrays, one repeat")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--real", action="store_true",
+                    help="only the real-network protocol figures (minutes on a CPU)")
     args = ap.parse_args(argv)
+    if args.real:
+        bench_real(args.device, 1)
+        return
     repeat = 1 if args.quick else args.repeat
     torch.manual_seed(0)
     if args.quick:
