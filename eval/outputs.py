@@ -12,30 +12,21 @@ The label PNG is written last: its presence marks a finished image (``--resume``
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from psp_torch.classes import PALETTES, voc_colormap
+from psp_torch.io import atomic_write
 
 from .datasets import from_dataset_ids, read_png_values, to_dataset_ids
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file and a rename (parents created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def png_bytes(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:

@@ -34,6 +34,9 @@ def atomic_write(path, write) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)  # mkstemp creates 0600: give the file the usual permissions
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
