@@ -11,12 +11,12 @@ appears atomically: written to a temporary file beside it, then renamed.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 from google.protobuf import text_format
 
 from . import caffe_pb2
+from .atomic import atomic_write
 from .net import Net
 from .wire import Source, read_field
 
@@ -104,10 +104,9 @@ def _write_layer(f, param, blobs) -> None:
 def save_caffemodel(net: Net, path, *, progress: bool = False) -> None:
     """Write `net` (definitions and blobs) as a binary caffemodel, atomically."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+
+    def write(tmp):
+        with open(tmp, "wb", buffering=1 << 20) as f:
             f.write(_header(net))
             layers = net.layers
             if progress:
@@ -117,16 +116,8 @@ def save_caffemodel(net: Net, path, *, progress: bool = False) -> None:
                 _write_layer(f, layer.param, layer.blobs)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(path, write)
 
 
 def net_to_prototxt(net: Net) -> str:

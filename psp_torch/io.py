@@ -13,38 +13,18 @@ never unpickles anything else (a file that would need it is refused unread).
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
+
+from caffe_proto.atomic import atomic_write  # noqa: F401  (re-exported for the converter and eval)
 
 FORMAT = "psp_torch.pth/1"
 
 
 class ModelFileError(ValueError):
     """A .pth that is not a model file of this project (message names the file)."""
-
-
-def atomic_write(path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename onto `path`; nothing is left behind on failure."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)  # mkstemp creates 0600: give the file the usual permissions
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
 
 
 def save(payload: dict, path) -> Path:

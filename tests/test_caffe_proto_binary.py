@@ -421,3 +421,17 @@ def test_limits_are_far_above_real_nets():
     src = wire.Source((oracle.ORACLE / "nets" / "pspnet101_voc_slim" / "weights.caffemodel").read_bytes(), "x")
     binary._parse_net(src)
     assert src.fields * 20 < wire.MAX_FIELDS
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the final file must follow the umask."""
+    import os
+
+    from caffe_proto.atomic import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "x.bin", lambda tmp: open(tmp, "wb").write(b"1"))
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644

@@ -359,17 +359,3 @@ def test_fuse_method_folds_every_bn_and_stays_close():
     with torch.no_grad():
         ref, out = model(x), fused(x)
     assert (ref - out).abs().max() <= 1e-4 * ref.abs().max()
-
-
-def test_saved_files_get_the_usual_permissions(tmp_path):
-    """Atomic writes go through mkstemp (mode 0600); the final file must follow the umask."""
-    import os
-
-    from psp_torch.io import atomic_write
-
-    old = os.umask(0o022)
-    try:
-        path = atomic_write(tmp_path / "x.bin", lambda tmp: open(tmp, "wb").write(b"1"))
-    finally:
-        os.umask(old)
-    assert (path.stat().st_mode & 0o777) == 0o644
