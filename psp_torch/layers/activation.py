@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import CaffeLayer, sub_param
+from .base import CaffeLayer, channel_count, sub_param
 
 
 class _SameShape(CaffeLayer):
@@ -54,10 +54,8 @@ class PReLU(_SameShape):
 
     @classmethod
     def from_layer(cls, layer, bottom_shapes):
-        shape = bottom_shapes[0]
-        if len(shape) < 2:
-            raise ValueError(f"PReLU needs a channel axis, got {tuple(shape)}")
-        return cls(shape[1], sub_param(layer, "prelu_param").channel_shared)
+        return cls(channel_count(bottom_shapes[0], "PReLU"),
+                   sub_param(layer, "prelu_param").channel_shared)
 
     def forward(self, x):
         a = self.weight.reshape((1, -1) + (1,) * (x.dim() - 2))

@@ -47,6 +47,21 @@ def legacy_shape_matches(found: tuple, expected: tuple) -> bool:
     return len(found) == 4 and len(expected) <= 4 and (1,) * (4 - len(expected)) + expected == found
 
 
+def channel_count(shape, what: str) -> int:
+    """The size of Caffe's channel axis (1) of a bottom shape; `what` names the layer type."""
+    if len(shape) < 2:
+        raise ValueError(f"{what} needs a channel axis, got a blob of shape {tuple(shape)}")
+    return shape[1]
+
+
+def same_shape_checking_channels(bottom_shapes, channels: int) -> list[tuple]:
+    """``output_shapes`` of a per-channel layer: the bottom's shape, its channels checked."""
+    shape = tuple(bottom_shapes[0])
+    if len(shape) < 2 or shape[1] != channels:
+        raise ValueError(f"expects {channels} channels, got a blob of shape {shape}")
+    return [shape]
+
+
 class CaffeLayer(nn.Module):
     """Base class: ``forward(*bottoms)`` returns one tensor or a list of tops.
 

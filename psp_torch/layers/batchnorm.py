@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import CaffeLayer, canonical_axis, has, sub_param
+from .base import (CaffeLayer, canonical_axis, channel_count, has,
+                   same_shape_checking_channels, sub_param)
 from .bn import channel_view
 
 
@@ -36,17 +37,11 @@ class BatchNorm(CaffeLayer):
     @classmethod
     def from_layer(cls, layer, bottom_shapes):
         p = sub_param(layer, "batch_norm_param")
-        shape = bottom_shapes[0]
-        if len(shape) < 2:
-            raise ValueError(f"BatchNorm needs a channel axis, got {tuple(shape)}")
         use_global = p.use_global_stats if has(p, "use_global_stats") else True   # TEST phase
-        return cls(shape[1], p.eps, use_global)
+        return cls(channel_count(bottom_shapes[0], "BatchNorm"), p.eps, use_global)
 
     def output_shapes(self, bottom_shapes):
-        shape = tuple(bottom_shapes[0])
-        if len(shape) < 2 or shape[1] != self.channels:
-            raise ValueError(f"expects {self.channels} channels, got a blob of shape {shape}")
-        return [shape]
+        return same_shape_checking_channels(bottom_shapes, self.channels)
 
     def forward(self, x):
         n = x.dim()

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import CaffeLayer, sub_param
+from .base import CaffeLayer, channel_count, same_shape_checking_channels, sub_param
 
 
 def channel_view(t: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -34,16 +34,10 @@ class BN(CaffeLayer):
 
     @classmethod
     def from_layer(cls, layer, bottom_shapes):
-        shape = bottom_shapes[0]
-        if len(shape) < 2:
-            raise ValueError(f"BN needs a channel axis, got a blob of shape {tuple(shape)}")
-        return cls(shape[1], sub_param(layer, "bn_param").eps)
+        return cls(channel_count(bottom_shapes[0], "BN"), sub_param(layer, "bn_param").eps)
 
     def output_shapes(self, bottom_shapes):
-        shape = tuple(bottom_shapes[0])
-        if len(shape) < 2 or shape[1] != self.channels:
-            raise ValueError(f"expects {self.channels} channels, got a blob of shape {shape}")
-        return [shape]
+        return same_shape_checking_channels(bottom_shapes, self.channels)
 
     def forward(self, x):
         n = x.dim()
