@@ -45,7 +45,7 @@ def make_caffemodel(workdir: Path) -> Path:
         return path
     import torch
     import psp_torch
-    from converter.export import export
+    from pspnet_caffe.converter.export import export
     from psp_torch.io import save_pspnet
     torch.manual_seed(0)
     model = psp_torch.pspnet101_voc2012()

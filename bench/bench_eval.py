@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from eval import standin  # noqa: E402
-from eval.protocol import (Settings, net_input, pad_bottom_right, scaled_size,  # noqa: E402
+from pspnet_caffe.eval import standin  # noqa: E402
+from pspnet_caffe.eval.protocol import (Settings, net_input, pad_bottom_right, scaled_size,  # noqa: E402
                            segment, window_probs, windows)
-from eval.resize import imresize  # noqa: E402
+from pspnet_caffe.eval.resize import imresize  # noqa: E402
 from psp_torch.presets import BY_DATASET, MS_SCALES  # noqa: E402
 
 

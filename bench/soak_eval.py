@@ -59,7 +59,7 @@ def make_dataset(root: Path, n: int, seed: int = 0, size=SIZE) -> Path:
 
 
 def command(data: Path, out: Path, resume: bool = False, extra=()) -> list:
-    cmd = [sys.executable, str(RUN), "--model", "eval.standin:ade20k", "--dataset", "ade20k",
+    cmd = [sys.executable, str(RUN), "--model", "pspnet_caffe.eval.standin:ade20k", "--dataset", "ade20k",
            "--data-root", str(data), "--split", "val", "--out", str(out), "--workers", "0",
            "--crop-size", str(CROP), "--base-size", str(BASE), *extra]
     return cmd + (["--resume"] if resume else [])

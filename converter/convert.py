@@ -22,8 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):                      # run as a script: python converter/convert.py
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a script: its folder must not shadow other modules
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 CONVERTER_VERSION = "1.0"
 # --verify bound on max |PSPNet - CaffeNet| / max |CaffeNet|, by ResNet depth: the two run

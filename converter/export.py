@@ -15,11 +15,13 @@ Exit status: 0 done, 2 bad input or an output that exists (pass --force).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a script: its folder must not shadow other modules
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 
 class ExportError(ValueError):

@@ -16,20 +16,19 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: import the package, not the sibling files
-    _here = str(Path(__file__).resolve().parent)
+if __package__ in (None, ""):  # run as a script: its folder must not shadow other modules
+    _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from eval import datasets as ds
-from eval.metrics import Stats, image_stats, summary
-from eval.outputs import Writer
-from eval.protocol import Settings, predict, scaled_images, segment
-from eval.report import build_results, table, write_results
+from pspnet_caffe.eval import datasets as ds
+from pspnet_caffe.eval.metrics import Stats, image_stats, summary
+from pspnet_caffe.eval.outputs import Writer
+from pspnet_caffe.eval.protocol import Settings, predict, scaled_images, segment
+from pspnet_caffe.eval.report import build_results, table, write_results
 from psp_torch.classes import CLASS_NAMES
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
 

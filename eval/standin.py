@@ -2,7 +2,7 @@
 protocol (no weights to download): a fixed random 8x8/stride-8 convolution to C classes at
 output stride 8, then Caffe's corner-aligned bilinear zoom by 8 (60 -> 473, 90 -> 713).
 
-    python eval/run.py --model eval.standin:voc --data-root ... --dataset voc
+    python eval/run.py --model pspnet_caffe.eval.standin:voc --data-root ... --dataset voc
 """
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ import oracle
 import psp_torch
 from caffe_proto import CaffeFormatError, load_prototxt
 from conftest import DATA, ROOT
-from converter import convert as convert_mod
-from converter.convert import ConvertError, convert, default_output, main
-from converter.synthetic import write_released_style
+from pspnet_caffe.converter import convert as convert_mod
+from pspnet_caffe.converter.convert import ConvertError, convert, default_output, main
+from pspnet_caffe.converter.synthetic import write_released_style
 from psp_torch.config import config_from_net
 
 NETS = {c.name: c for c in oracle.cases("nets")}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval import datasets as ds
+from pspnet_caffe.eval import datasets as ds
 
 SAMPLES = ds.Path(__file__).parent / "data" / "samples"
 

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from caffe_proto import load_prototxt, save_caffemodel
-from converter.convert import convert
-from eval import run as eval_run
-from eval.report import TOLERANCE, verdict
+from pspnet_caffe.converter.convert import convert
+from pspnet_caffe.eval import run as eval_run
+from pspnet_caffe.eval.report import TOLERANCE, verdict
 from psp_torch.classes import PALETTES
 from psp_torch.presets import BY_DATASET, MS_SCALES, Published
 

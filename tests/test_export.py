@@ -8,9 +8,9 @@ import oracle
 import psp_torch
 from caffe_proto import load_caffemodel, load_prototxt, net_to_prototxt
 from conftest import DATA
-from converter.convert import convert
-from converter.export import ExportError, export, main
-from converter.synthetic import write_released_style
+from pspnet_caffe.converter.convert import convert
+from pspnet_caffe.converter.export import ExportError, export, main
+from pspnet_caffe.converter.synthetic import write_released_style
 from psp_torch.config import config_from_net, preset_config
 from psp_torch.deploy import deploy_net
 

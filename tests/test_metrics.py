@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from eval.metrics import MATLAB_EPS, Stats, cityscapes_miou, image_stats, iou, summary
+from pspnet_caffe.eval.metrics import MATLAB_EPS, Stats, cityscapes_miou, image_stats, iou, summary
 
 
 def _matlab(preds, labels, C):

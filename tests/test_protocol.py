@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from eval.protocol import (Settings, grid_count, net_input, pad_bottom_right, predict,
+from pspnet_caffe.eval.protocol import (Settings, grid_count, net_input, pad_bottom_right, predict,
                            renormalise, scale_probs, scaled_size, segment, window_probs,
                            window_starts, windows, window_stride)
-from eval.resize import imresize
+from pspnet_caffe.eval.resize import imresize
 
 MEAN = (123.68, 116.779, 103.939)
 

@@ -305,7 +305,7 @@ def test_preprocess_matches_the_oracle_input_convention():
 
 def test_save_and_load_roundtrip(tmp_path):
     from psp_torch.io import save_pspnet
-    from converter.synthetic import random_pspnet
+    from pspnet_caffe.converter.synthetic import random_pspnet
     model = random_pspnet(_slim_config("pspnet50_ade20k_slim"), seed=3,
                           meta={"name": "slim", "crop_size": 473})
     path = save_pspnet(model, tmp_path / "m.pth")

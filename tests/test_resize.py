@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval.resize import contributions, imresize
+from pspnet_caffe.eval.resize import contributions, imresize
 
 
 def _ref_axis(a, n_out, antialias=True):

@@ -83,7 +83,7 @@ def call_main(main, argv, capsys) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def convert_main():
-    from converter.convert import main
+    from pspnet_caffe.converter.convert import main
     return main
 
 
@@ -95,8 +95,8 @@ def inspect_main():
 
 @pytest.fixture(scope="module")
 def eval_main():
-    import eval.run
-    return eval.run.main
+    import pspnet_caffe.eval.run
+    return pspnet_caffe.eval.run.main
 
 
 @contextlib.contextmanager
@@ -393,7 +393,7 @@ def make_ade(root: Path, n: int, seed: int = 0) -> Path:
 
 
 def eval_args(data: Path, out: Path, *extra) -> list:
-    return ["--model", "eval.standin:ade20k", "--dataset", "ade20k", "--data-root", data,
+    return ["--model", "pspnet_caffe.eval.standin:ade20k", "--dataset", "ade20k", "--data-root", data,
             "--split", "val", "--out", out, "--workers", "0", "--crop-size", "33",
             "--base-size", "64", *extra]
 
