@@ -27,21 +27,28 @@ from . import augment as A
 
 
 def training_facts(dataset: str | None) -> dict:
-    """The release's per-dataset training facts (crop, iterations, rotation and blur on/off),
-    read from `psp_torch.presets` (the one place they live)."""
+    """The release's per-dataset training facts (crop, iterations, rotation and blur, batch, lr,
+    aux weight, dropout), read from `psp_torch.presets.RECIPES` (the one place they live).
+    One's own dataset (None / custom): the paper's recipe with rotation and blur, crop 473, no
+    iteration count (the user gives --iters)."""
     from psp_torch import presets
-    facts = getattr(presets, "TRAINING", None)
-    if dataset is None or dataset == ds.CUSTOM:
-        dataset = None
-    if facts is not None and dataset in facts:
-        f = facts[dataset]
-        return {k: getattr(f, k) if not isinstance(f, dict) else f[k]
-                for k in ("crop_size", "iters", "rotate", "blur")}
-    # Until the presets carry the training table: the paper's section 5.1.
-    crop = presets.BY_DATASET[dataset].crop_size if dataset else 473
-    iters = {"ade20k": 150_000, "voc": 30_000, "cityscapes": 90_000}.get(dataset, 30_000)
-    on = dataset != "cityscapes"
-    return {"crop_size": crop, "iters": iters, "rotate": on, "blur": on}
+    recipes = getattr(presets, "RECIPES", None)
+    key = dataset if dataset in presets.BY_DATASET else None
+    if recipes is not None:
+        r = recipes[key or "ade20k"]
+        facts = {"crop_size": r.crop_size, "iters": r.iterations, "rotate": r.rotate,
+                 "blur": r.blur, "batch_size": r.batch_size, "lr": r.base_lr,
+                 "aux_weight": r.aux_weight, "dropout": r.dropout,
+                 "momentum": r.momentum, "weight_decay": r.weight_decay}
+    else:   # presets without the training table (before the train branch lands): section 5.1
+        facts = {"crop_size": presets.BY_DATASET[key].crop_size if key else 473,
+                 "iters": {"ade20k": 150_000, "voc": 30_000, "cityscapes": 90_000}.get(key),
+                 "rotate": key != "cityscapes", "blur": key != "cityscapes", "batch_size": 16,
+                 "lr": 0.01, "aux_weight": 0.4, "dropout": 0.1, "momentum": 0.9,
+                 "weight_decay": 1e-4}
+    if key is None:
+        facts.update(crop_size=473, iters=None, rotate=True, blur=True)
+    return facts
 
 
 def training_samples(dataset: str | None, root, list_file=None) -> list[ds.Sample]:
