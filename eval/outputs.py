@@ -58,7 +58,8 @@ class Writer:
         return self.out / "probs" / f"{name}.npy"
 
     def colour(self, pred: np.ndarray) -> np.ndarray:
-        return PALETTES[self.dataset][pred]
+        palette = PALETTES.get(self.dataset)                  # one's own classes: VOC colours
+        return (palette if palette is not None else voc_colormap(256))[pred]
 
     def write(self, name: str, pred: np.ndarray, probs: np.ndarray | None = None,
               image: np.ndarray | None = None) -> None:

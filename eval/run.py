@@ -4,6 +4,7 @@ one's own images.
     python eval/run.py --dataset ade20k --data-root DIR --weights X.pth [--ms] [--out DIR]
     torchrun --nproc_per_node=4 eval/run.py --dataset cityscapes --data-root DIR --weights X.pth
     python eval/run.py --image photo.jpg --weights X.pth [--ms] --out DIR
+    python eval/run.py --list val.txt --num-classes N [--class-names F] --data-root DIR --weights X.pth
 
 See eval/README.md for the protocol, the outputs and the expected numbers.
 """
@@ -48,6 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-root", help="dataset folder in its own layout")
     p.add_argument("--split", help="val or test (default: the split of the published numbers)")
     p.add_argument("--list", help="the authors' list file: 'image [label]' per line")
+    p.add_argument("--num-classes", type=int, help="one's own dataset (with --list): labels "
+                   "0..N-1, 255 = ignored, stored as they are")
+    p.add_argument("--class-names", help="with --num-classes: one class name per line "
+                   "(default: the model's meta)")
     p.add_argument("--image", nargs="+", help="segment these images (colour overlay PNGs)")
     sc = p.add_mutually_exclusive_group()
     sc.add_argument("--ms", action="store_true", help=f"multi-scale {list(MS_SCALES)}")
@@ -70,6 +75,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--data-root is required (or --image)")
     if args.batch < 1:
         p.error("--batch must be >= 1")
+    if args.num_classes is not None and (args.num_classes < 1 or args.num_classes > 255):
+        p.error("--num-classes must be in 1..255")
+    if args.num_classes is not None and not (args.list or args.image):
+        p.error("--num-classes needs --list (one's own dataset) or --image")
+    if args.class_names and args.num_classes is None:
+        p.error("--class-names needs --num-classes")
     return args
 
 
@@ -88,25 +99,50 @@ def load_model(args) -> torch.nn.Module:
     return psp_torch.load(args.weights, device=args.device)
 
 
+def custom_names(args, meta: dict) -> list[str]:
+    """Class names of one's own dataset: --class-names, else the model's, else 'class k'."""
+    n = args.num_classes
+    if args.class_names:
+        names = [ln.strip() for ln in Path(args.class_names).read_text().splitlines()
+                 if ln.strip()]
+        if len(names) != n:
+            raise UsageError(f"{args.class_names}: {len(names)} class names, --num-classes is {n}")
+        return names
+    names = meta.get("class_names")
+    return list(names) if names and len(names) == n else [f"class {k}" for k in range(n)]
+
+
 def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
     meta = {k: v for k, v in meta.items() if v is not None}  # generic conversions leave gaps
-    dataset = args.dataset or meta.get("dataset")
-    if dataset not in ds.DATASETS:
-        raise UsageError("the model has no known dataset in its meta: pass --dataset")
-    preset = BY_DATASET[dataset]
-    num_classes = meta.get("num_classes", preset.num_classes)
-    if args.dataset and meta.get("dataset") not in (None, args.dataset):
-        print(f"warning: model meta says dataset {meta['dataset']!r}, evaluating on {dataset!r}",
-              file=sys.stderr)
-    if num_classes != len(CLASS_NAMES[dataset]):
-        raise UsageError(f"model has {num_classes} classes, {dataset} has "
-                         f"{len(CLASS_NAMES[dataset])}")
+    if args.num_classes is not None:            # one's own classes: labels as stored
+        dataset, preset = args.dataset or ds.CUSTOM, None
+        num_classes = meta.get("num_classes", args.num_classes)
+        if num_classes != args.num_classes:
+            raise UsageError(f"model has {num_classes} classes, --num-classes is "
+                             f"{args.num_classes}")
+        args.names = custom_names(args, meta)
+        defaults = {"crop_size": 473, "base_size": 512}
+    else:
+        dataset = args.dataset or meta.get("dataset")
+        if dataset not in ds.DATASETS:
+            raise UsageError("the model has no known dataset in its meta: pass --dataset "
+                             "(or --num-classes with --list for one's own classes)")
+        preset = BY_DATASET[dataset]
+        num_classes = meta.get("num_classes", preset.num_classes)
+        if args.dataset and meta.get("dataset") not in (None, args.dataset):
+            print(f"warning: model meta says dataset {meta['dataset']!r}, evaluating on "
+                  f"{dataset!r}", file=sys.stderr)
+        if num_classes != len(CLASS_NAMES[dataset]):
+            raise UsageError(f"model has {num_classes} classes, {dataset} has "
+                             f"{len(CLASS_NAMES[dataset])}")
+        args.names = list(CLASS_NAMES[dataset])
+        defaults = {"crop_size": preset.crop_size, "base_size": preset.base_size}
     scales = MS_SCALES if args.ms else tuple(float(s) for s in args.scales.split(",")) \
         if args.scales else (1.0,)
     settings = Settings(
         num_classes=num_classes,
-        crop_size=args.crop_size or meta.get("crop_size", preset.crop_size),
-        base_size=args.base_size or meta.get("base_size", preset.base_size),
+        crop_size=args.crop_size or meta.get("crop_size", defaults["crop_size"]),
+        base_size=args.base_size or meta.get("base_size", defaults["base_size"]),
         mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
         scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
         device=args.device, precision=args.precision)
@@ -117,6 +153,8 @@ def reference_for(dataset: str, split: str, settings: Settings, preset, full: st
     """(published numbers or None, None if they apply else the reason they do not)."""
     if full:
         return None, full
+    if preset is None:
+        return None, "one's own dataset (--num-classes)"
     if split != preset.split:
         return None, f"published numbers are on {preset.split}, not {split}"
     default = (settings.crop_size == preset.crop_size and settings.base_size == preset.base_size
@@ -197,7 +235,7 @@ def run_images(args, model, dataset, settings) -> int:
         probs = segment(model, img, settings)
         pred = predict(probs)
         writer.write(p.stem, pred, probs.cpu().numpy() if args.save_probs else None, image=img)
-        names = CLASS_NAMES[dataset]
+        names = args.names
         ids, counts = np.unique(pred, return_counts=True)
         top = sorted(zip(counts, ids), reverse=True)[:5]
         print(f"{p}: " + ", ".join(f"{names[i]} {100 * c / pred.size:.1f}%" for c, i in top)
@@ -206,7 +244,7 @@ def run_images(args, model, dataset, settings) -> int:
 
 
 def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
-    split = args.split or preset.split
+    split = args.split or (preset.split if preset else "val")
     out = Path(args.out or f"eval_out/{dataset}_{split}")
     items = ds.samples(dataset, args.data_root, split, args.list)
     reason = None
@@ -286,7 +324,7 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
                          "resize": settings.resize, "crop_size": settings.crop_size,
                          "base_size": settings.base_size, "mean_rgb": list(settings.mean_rgb),
                          "precision": settings.precision}}
-    res = build_results(total, CLASS_NAMES[dataset], info, reference, reason)
+    res = build_results(total, args.names, info, reference, reason)
     write_results(out, res)
     print(table(res))
     print(f"results: {out / 'results.json'}, {out / 'results.csv'}")

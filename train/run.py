@@ -209,7 +209,8 @@ def build_model(args, log):
         model, report = I.model_from_file(args.init, num_classes=args.num_classes,
                                           aux=True if args.aux_weight > 0 else None,
                                           dropout=args.dropout)
-        crop = args.crop_size or args.crop_default
+        # crop: the dataset's preset, or for one's own data the model's own
+        crop = args.crop_size or (args.crop_default if args.dataset else model.config.crop_size)
         model = _reconfigured(model, crop_size=crop)
     else:
         crop = args.crop_size or args.crop_default
