@@ -80,5 +80,9 @@ def wrap(model: torch.nn.Module, d: Dist, *, find_unused: bool = False) -> torch
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
     ids = [d.local_rank] if d.device.startswith("cuda") else None
-    return DDP(model, device_ids=ids, broadcast_buffers=False,
-               find_unused_parameters=find_unused)
+    # buffers (BN statistics) need no broadcast: every process updates them identically
+    # from the global batch (or they are frozen)
+    import inspect
+    kw = ({"forward_sync_buffers": False} if "forward_sync_buffers" in
+          inspect.signature(DDP).parameters else {"broadcast_buffers": False})
+    return DDP(model, device_ids=ids, find_unused_parameters=find_unused, **kw)

@@ -267,6 +267,10 @@ class Stop:
             signal.signal(s, h)
 
 
+def model_has_pyramid_bin1(model) -> bool:
+    return 1 in tuple(getattr(model.config, "bins", ()))
+
+
 def valid_pixels(labels: torch.Tensor, loss_scale: float) -> int:
     step = int(round(1 / loss_scale))
     lab = labels[:, ::step, ::step] if step > 1 else labels
@@ -310,15 +314,19 @@ class Run:
             raise ValueError(f"--batch-size {args.batch_size} does not divide by the world "
                              f"size {d.world} (each process takes batch/world images)")
         from pspnet_caffe.train import bn as B
+        if not args.freeze_bn and args.batch_size < 2 and model_has_pyramid_bin1(self.model):
+            raise ValueError(f"--batch-size {args.batch_size}: BN on batch statistics needs at "
+                             f"least 2 images per BN batch (the pyramid's 1x1 bin has one value "
+                             f"per image); use --freeze-bn or a larger batch")
         if args.freeze_bn:
             B.freeze_bn(self.model)
         elif args.batch_size < BN_MIN_IMAGES:   # one BN batch = the global batch (SyncBN)
             self.say(f"warning: BN trains on {args.batch_size} image(s) per BN batch (< "
                      f"{BN_MIN_IMAGES}): its statistics will be noisy; the authors freeze BN "
                      f"(--freeze-bn) for small batches")
-        if d.world > 1 and not args.freeze_bn:
-            self.model = B.sync_bn(self.model)
         self.model.to(d.device)
+        if d.world > 1 and not args.freeze_bn:    # BN statistics of the global batch
+            self.model = B.sync_bn(self.model)
         if args.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.model.train()
