@@ -44,7 +44,6 @@ RECIPE = ("dataset", "list", "num_classes", "init", "arch", "init_backbone", "bi
           "reduction", "aux_weight", "loss_scale", "sgd", "freeze_bn", "dropout", "seed",
           "augment", "iters", "batch_size", "crop_size", "lr", "momentum", "weight_decay",
           "amp", "tf32", "samples")
-BN_MIN_IMAGES = 8
 
 
 def _bins(text: str) -> tuple:
@@ -320,10 +319,9 @@ class Run:
                              f"per image); use --freeze-bn or a larger batch")
         if args.freeze_bn:
             B.freeze_bn(self.model)
-        elif args.batch_size < BN_MIN_IMAGES:   # one BN batch = the global batch (SyncBN)
-            self.say(f"warning: BN trains on {args.batch_size} image(s) per BN batch (< "
-                     f"{BN_MIN_IMAGES}): its statistics will be noisy; the authors freeze BN "
-                     f"(--freeze-bn) for small batches")
+        warning = B.bn_warning(args.batch_size, args.freeze_bn)   # BN batch = global batch
+        if warning:
+            self.say(f"warning: {warning}")
         self.model.to(d.device)
         if d.world > 1 and not args.freeze_bn:    # BN statistics of the global batch
             self.model = B.sync_bn(self.model)
