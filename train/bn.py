@@ -75,15 +75,33 @@ class SyncBatchNorm2d(nn.SyncBatchNorm):
         return y
 
 
+class _SumOverProcesses(torch.autograd.Function):
+    """all_reduce(SUM) with its gradient: every process's output depends on every input, so
+    the gradient of an input is the sum of the output gradients of all processes."""
+
+    @staticmethod
+    def forward(ctx, tensor, group):
+        ctx.group = group
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
+
+
 class AllReduceBatchNorm2d(BatchNorm2d):
     """The fork's BN over the global batch of a process group, for devices torch's
     `nn.SyncBatchNorm` does not serve (CPU with gloo: SyncBatchNorm and DDP refuse it).
 
     Per channel over all processes' N, H, W: ``mean = all_reduce(sum x) / count``,
     ``var = all_reduce(sum (x - mean)^2) / count`` (biased), then the same normalisation and
-    moving average as `BatchNorm2d`. The sums go through `torch.distributed.nn.functional.
-    all_reduce`, whose backward all-reduces the gradients, so the gradient is that of the
-    global batch (as SyncBatchNorm's backward computes it).
+    moving average as `BatchNorm2d`. The sums go through `_SumOverProcesses`, whose backward
+    all-reduces the gradients, so the gradient is that of the global batch (as SyncBatchNorm's
+    backward computes it).
     """
 
     def __init__(self, *args, process_group=None, **kw):
@@ -93,14 +111,14 @@ class AllReduceBatchNorm2d(BatchNorm2d):
     def forward(self, x):
         if not self.training or self.frozen or not (dist.is_available() and dist.is_initialized()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
         group = self.process_group or dist.group.WORLD
+        all_reduce = _SumOverProcesses.apply
         count = torch.tensor([x.numel() // x.shape[1]], dtype=torch.float64)
         dist.all_reduce(count, group=group)
         count = float(count.item())
-        mean = all_reduce(x.sum(dim=(0, 2, 3)), group=group) / count
+        mean = all_reduce(x.sum(dim=(0, 2, 3)), group) / count
         centred = x - mean.view(1, -1, 1, 1)
-        var = all_reduce((centred * centred).sum(dim=(0, 2, 3)), group=group) / count
+        var = all_reduce((centred * centred).sum(dim=(0, 2, 3)), group) / count
         y = centred * torch.rsqrt(var + self.eps).view(1, -1, 1, 1)
         y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
         caffe_moving_average(self, mean.detach(), var.detach())

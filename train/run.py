@@ -86,7 +86,8 @@ def parse_args(argv=None):
     g.add_argument("--augment", choices=A.MODES, default="paper",
                    help="paper: scale, rotate, blur, mirror, pad, crop; caffe: the release's "
                         "data layer; none: pad and centre crop only")
-    g.add_argument("--workers", type=cli.nonnegative_int, default=4, help="loader processes")
+    g.add_argument("--workers", type=cli.nonnegative_int, default=min(8, os.cpu_count() or 1),
+                   help="loader processes per training process")
     g.add_argument("--val", action="store_true", help="validate on the dataset's val split")
     g.add_argument("--val-list", help="validate on this list file (one's own dataset)")
     g.add_argument("--val-every", type=cli.nonnegative_int, default=0,
