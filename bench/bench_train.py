@@ -196,6 +196,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="loader processes of the CLI")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's; CPU)")
     ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--only", choices=("overhead", "memory"), help="one of the two parts")
     args = ap.parse_args(argv)
     cuda = args.device.startswith("cuda")
     if args.threads:
@@ -213,6 +214,8 @@ def main(argv=None) -> int:
         mem = [("pspnet50", 473, b) for b in (2, 4)] + [("pspnet101", 713, 2)]
     iters = args.iters or (20 if cuda else 4 if args.quick else 6)
     res = {"machine": machine_line(), "device": args.device, "overhead": [], "memory": []}
+    runs = [] if args.only == "memory" else runs
+    mem = [] if args.only == "overhead" else mem
     for name, crop, batch, amp in runs:
         res["overhead"].append(overhead(name, crop, batch, iters, args.device, amp,
                                         args.workers, log))

@@ -169,9 +169,20 @@ def test_finetune_to_new_classes_then_eval_list(custom, slim, tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "person" in text and "object" in text and "NO REFERENCE" in text
-    res = json.loads((ev / "results.json").read_text())
-    assert res["images"] if "images" in res else True
     assert len(list((ev / "labels").glob("*.png"))) == 2
+    # the model file goes back to Caffe as it is
+    from pspnet_caffe.converter.export import export
+    proto, weights = export(out / "model.pth", tmp_path / "caffe", log=lambda *a: None)
+    assert "conv6" in proto.read_text() and weights.stat().st_size > 0
+
+
+def test_amp_and_channels_last_run_on_cpu(custom, slim, tmp_path):
+    out = tmp_path / "amp"
+    assert _train(_args(custom, slim, out, "--iters", "2", "--augment", "none", "--amp", "bf16",
+                        "--channels-last")) == 0
+    rows = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(np.isfinite(r["loss"]) for r in rows)
+    assert torch.load(out / "checkpoint.pth", weights_only=True)["recipe"]["amp"] == "bf16"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -168,9 +168,17 @@ class TrainSet(torch.utils.data.Dataset):
                 torch.from_numpy(lab.astype(np.int64)))
 
 
+def _worker_init(_):
+    """Ctrl-C in a terminal reaches the workers too: they leave it to the main process, which
+    finishes the iteration and writes a checkpoint."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def loader(trainset: TrainSet, *, workers: int, pin_memory: bool = False):
     """Batches of this rank's share, in order; own generator (never the global RNG's)."""
     return torch.utils.data.DataLoader(
         trainset, batch_size=trainset.local, shuffle=False, num_workers=workers,
         pin_memory=pin_memory, drop_last=False, generator=torch.Generator(),
-        prefetch_factor=4 if workers else None, persistent_workers=False)
+        prefetch_factor=4 if workers else None, persistent_workers=False,
+        worker_init_fn=_worker_init if workers else None)
