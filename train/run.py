@@ -238,7 +238,8 @@ def model_meta(args, model) -> dict:
         palette, base = voc_colormap(256)[:args.num_classes].tolist(), 512
     meta.update(name=f"pspnet{model.config.depth}_{dataset or 'custom'}", dataset=dataset,
                 num_classes=args.num_classes, class_names=names, palette=palette,
-                crop_size=model.config.crop_size, base_size=meta.get("base_size") or base,
+                crop_size=model.config.crop_size,
+                base_size=base if dataset else (meta.get("base_size") or base),
                 mean_rgb=list(MEAN_RGB), channel_order="BGR")
     return meta
 
@@ -342,6 +343,8 @@ class Run:
         elif d.main and (self.out / "checkpoint.pth").exists():
             raise ValueError(f"{self.out / 'checkpoint.pth'}: a run is already here; --resume "
                              f"goes on with it, or choose another --out")
+        elif d.main:        # a fresh run: no lines of an earlier, failed one
+            self.log_path.unlink(missing_ok=True)
         if not args.resume or self._rng_missing:
             # dropout draws: per process, from (seed, rank, iteration) so K changes are defined
             torch.manual_seed(int(np.random.SeedSequence(
