@@ -11,8 +11,8 @@
    off, the final checkpoint). Seconds per iteration = median over the iterations after the
    first (from log.jsonl); overhead = CLI / bare - 1. The checkpoint write is timed on its own
    and reported per iteration at the default --save-every 1000.
-2. Peak memory of one training iteration (forward, backward, update) per batch size, each in a
-   child process: peak RSS on CPU, torch.cuda.max_memory_allocated on CUDA. Batches from 2:
+2. Peak memory of one training iteration (forward, backward, update, with the optimiser's
+   momentum buffers already allocated) per batch size, each in a child process: peak RSS on CPU, torch.cuda.max_memory_allocated on CUDA. Batches from 2:
    BN on batch statistics needs two values per channel at the pyramid's 1x1 bin.
 """
 from __future__ import annotations
@@ -150,8 +150,10 @@ m = PSPNet(config(name, crop)).to(device).train()
 opt = make_optimizer(m, kind="caffe", lr=0.01, momentum=0.9, weight_decay=1e-4)
 x = torch.randn(batch, 3, crop, crop, device=device) * 50
 y = torch.randint(0, m.config.num_classes, (batch, crop, crop), device=device)
-for it in range(2):
-    train_step(m, opt, x, y, iteration=it, max_iter=10, base_lr=0.01, aux_weight=0.4)
+for p in m.parameters():                    # the optimiser state first (momentum buffers)
+    p.grad = torch.zeros_like(p)
+opt.step()
+train_step(m, opt, x, y, iteration=1, max_iter=10, base_lr=0.01, aux_weight=0.4)
 peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 print(json.dumps({{"peak_mib": peak}}))
