@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -210,22 +209,28 @@ def test_usage_errors_exit_2(argv, message, capsys):
 
 
 def test_ctrl_c_stops_cleanly_after_a_checkpoint(custom, slim, tmp_path):
+    """SIGINT during iteration 2 (the child waits there: bench/paused.py): the iteration is
+    finished, checkpoint.pth written at iteration 2, status 130; --resume then finishes."""
     out = tmp_path / "int"
-    argv = [sys.executable, str(ROOT / "train" / "run.py"),
-            *map(str, _args(custom, slim, out, "--iters", "40", "--augment", "none",
-                            "--save-every", "1000"))]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    log = out / "log.jsonl"
-    deadline = time.monotonic() + 600           # only against a hang
-    while not (log.exists() and log.read_text().count("\n") >= 1):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=600)
+    args = [str(a) for a in _args(custom, slim, out, "--iters", "4", "--augment", "none",
+                                  "--save-every", "1000")]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"),
+                             "pspnet_caffe.train.step:train_step", "2",
+                             str(ROOT / "train" / "run.py"), *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        line = proc.stdout.readline()            # an event: the child is inside iteration 2
+        assert line.startswith("PAUSED"), (line, proc.stderr.read())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate("\n", timeout=600)     # the timeout only guards a hang
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
-    assert "checkpoint written at iteration" in err
-    it = torch.load(out / "checkpoint.pth", weights_only=True)["iteration"]
-    assert 1 <= it < 40
-    assert len(log.read_text().splitlines()) >= it
+    assert "checkpoint written at iteration 2 of 4" in err
+    assert torch.load(out / "checkpoint.pth", weights_only=True)["iteration"] == 2
+    assert len((out / "log.jsonl").read_text().splitlines()) == 2
+    assert not (out / "model.pth").exists()
+    assert _train(_args(custom, slim, out, "--iters", "4", "--augment", "none",
+                        "--save-every", "1000", "--resume")) == 0
+    assert len((out / "log.jsonl").read_text().splitlines()) == 4
