@@ -89,3 +89,24 @@ def test_training_facts():
     f = D.training_facts("ade20k")
     assert f["rotate"] and f["blur"] and f["crop_size"] == 473 and f["iters"] == 150_000
     assert D.training_facts("voc")["iters"] == 30_000
+
+
+def test_ade20k_training_and_cityscapes_train_layouts(tmp_path):
+    ade = tmp_path / "ADEChallengeData2016"
+    shutil.copytree(SAMPLES / "ADEChallengeData2016" / "images" / "validation",
+                    ade / "images" / "training")
+    shutil.copytree(SAMPLES / "ADEChallengeData2016" / "annotations" / "validation",
+                    ade / "annotations" / "training")
+    items = D.training_samples("ade20k", tmp_path)
+    assert len(items) == 3 and all(s.label.parent.name == "training" for s in items)
+    cs = tmp_path / "cityscapes"
+    shutil.copytree(SAMPLES / "cityscapes" / "leftImg8bit" / "val", cs / "leftImg8bit" / "train")
+    shutil.copytree(SAMPLES / "cityscapes" / "gtFine" / "val", cs / "gtFine" / "train")
+    items = D.training_samples("cityscapes", tmp_path)
+    assert len(items) == 1 and items[0].label.name.endswith("_gtFine_labelIds.png")
+    # labelIds go through the official table: values 0..18 and 255 only
+    values = D.scan_labels(items, "cityscapes", 19, progress=False)
+    assert values.max() == 255 and set(values.tolist()) - {255} <= set(range(19))
+    x, y = D.TrainSet(items, "cityscapes", 19, A.recipe("none", 65), seed=0, batch_size=1,
+                      start=0, stop=1)[0]
+    assert set(np.unique(y.numpy()).tolist()) <= set(range(19)) | {255}
