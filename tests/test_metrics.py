@@ -79,7 +79,7 @@ def test_cityscapes_script_mean_skips_absent_classes():
     present = st.union > 0
     assert cityscapes_miou(st) == pytest.approx(1.0)
     assert summary(st)["miou"] == pytest.approx(present.sum() / 5)
-    full = Stats(3, np.array([5, 2, 1]), np.array([10, 4, 2]), 8, 16, 2)
+    full = Stats(3, np.array([[5, 3, 2, 0], [1, 2, 0, 0], [0, 0, 1, 1]]), 2)
     assert cityscapes_miou(full) == pytest.approx(summary(full)["miou"])   # every class present
 
 
