@@ -196,16 +196,22 @@ def run_images(args, model, dataset, settings) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UsageError("missing image(s): " + ", ".join(missing))
+    softmax_counts = SoftmaxCounts()
     for p in tqdm(paths, unit="img", disable=len(paths) < 2):
         img = ds.read_image(p)
-        probs = segment(model, img, settings)
+        probs, counts = segment_counted(model, img, settings)
+        softmax_counts.add(counts)
         pred = predict(probs)
-        writer.write(p.stem, pred, probs.cpu().numpy() if args.save_probs else None, image=img)
+        writer.write(p.stem, pred, probs.cpu().numpy() if args.save_probs else None, image=img,
+                     meta=counts.as_meta())
         names = CLASS_NAMES[dataset]
         ids, counts = np.unique(pred, return_counts=True)
         top = sorted(zip(counts, ids), reverse=True)[:5]
         print(f"{p}: " + ", ".join(f"{names[i]} {100 * c / pred.size:.1f}%" for c, i in top)
               + f" -> {out / 'overlay' / (p.stem + '.png')}")
+    warning = softmax_summary(softmax_counts, settings.softmax)[1]
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 
