@@ -206,7 +206,14 @@ def softmax(scores: torch.Tensor, mode: str = "stable") -> torch.Tensor:
 def matlab_validity(scores: torch.Tensor) -> torch.Tensor:
     """(N, 1, h, w) float32: what MATLAB's softmax makes of each pixel's class sum:
     NaN where a class's exp overflows (Inf / Inf), every exp underflows (0 / 0) or a score is
-    NaN; 0 where only the class sum overflows (every class x / Inf = 0); 1 elsewhere."""
+    NaN; 0 where only the class sum overflows (every class x / Inf = 0); 1 elsewhere.
+
+    A pixel whose maximum score m has -87 <= m <= 88 - ln(C) is 1 for certain (exp(m) is a
+    normal float32, and C * exp(m) < FLT_MAX): exp is only taken when some pixel is not."""
+    top = scores.amax(dim=1, keepdim=True)
+    sure = (top >= -87.0) & (top <= 88.0 - math.log(scores.shape[1]))
+    if bool(sure.all()):
+        return torch.ones_like(top)
     e = torch.exp(scores)
     total = e.sum(dim=1, keepdim=True)
     nan = e.isinf().any(dim=1, keepdim=True) | (total == 0) | total.isnan()
@@ -306,9 +313,13 @@ def segment_counted(model: Model, image: np.ndarray, settings: Settings,
     total = nan = altered = None
     for img_s in scaled:
         p = scale_probs(model, img_s, settings, validity=True)
-        p = imresize(p, (rows, cols), settings.resize, channels_first=True)
-        v = p[c]
-        bad, part = v.isnan() | (v == 0), (v > 0) & (v < 1)
+        if bool((p[c] == 1).all()):        # the usual case: nothing to follow
+            p = imresize(p[:c], (rows, cols), settings.resize, channels_first=True)
+            bad = part = torch.zeros((rows, cols), dtype=torch.bool, device=p.device)
+        else:
+            p = imresize(p, (rows, cols), settings.resize, channels_first=True)
+            v = p[c]
+            bad, part = v.isnan() | (v == 0), (v > 0) & (v < 1)
         nan = bad if nan is None else nan | bad
         altered = part if altered is None else altered | part
         p = renormalise(p[:c])
