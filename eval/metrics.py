@@ -15,6 +15,9 @@ pixelAccuracy.m (which the authors' eval_acc.m calls):
 ``IoU_c = sum I_c / sum_images (eps + U_c)`` i.e. ``I_c / (U_c + n_images * eps)`` with
 MATLAB's eps = 2^-52 (a class absent from labels and predictions scores 0 and still counts in
 the mean), ``mIoU = mean over all C classes``, ``pixel accuracy = sum correct / sum labelled``.
+Not eval_acc.m's ``imAnno + 1``, which misaligns ADE20K's 1-based annotations (eval/README.md).
+The VOC devkit would give NaN for a class absent from labels and predictions (0/0), and so a
+NaN mean; here it scores 0.
 
 Cityscapes (``cityscapes_scores``): the official evalPixelLevelSemanticLabeling.py scores
 IoU and instance-weighted iIoU per class and per category, each averaged over the entries

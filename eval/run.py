@@ -199,11 +199,11 @@ def run_images(args, model, dataset, settings) -> int:
     softmax_counts = SoftmaxCounts()
     for p in tqdm(paths, unit="img", disable=len(paths) < 2):
         img = ds.read_image(p)
-        probs, counts = segment_counted(model, img, settings)
-        softmax_counts.add(counts)
+        probs, nan_counts = segment_counted(model, img, settings)
+        softmax_counts.add(nan_counts)
         pred = predict(probs)
         writer.write(p.stem, pred, probs.cpu().numpy() if args.save_probs else None, image=img,
-                     meta=counts.as_meta())
+                     meta=nan_counts.as_meta())
         names = CLASS_NAMES[dataset]
         ids, counts = np.unique(pred, return_counts=True)
         top = sorted(zip(counts, ids), reverse=True)[:5]

@@ -1,4 +1,6 @@
-"""eval.metrics against a transcription of eval_acc.m / intersectionAndUnion.m / pixelAccuracy.m."""
+"""eval.metrics against transcriptions of eval_acc.m / intersectionAndUnion.m / pixelAccuracy.m
+(VOC/Cityscapes conventions), the scene-parsing toolkit (ADE20K), the VOC devkit's average and
+the Cityscapes evalPixelLevelSemanticLabeling.py (IoU / iIoU per class and category)."""
 import numpy as np
 import pytest
 
