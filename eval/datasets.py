@@ -232,7 +232,7 @@ def read_label(path: str | Path, dataset: str, num_classes: int) -> np.ndarray:
 
 
 def read_instances(path: str | Path, dataset: str, shape: tuple) -> np.ndarray:
-    """gtFine_instanceIds -> (H, W) int64: trainId * 1000 + instance number, -1 elsewhere
+    """gtFine_instanceIds -> (H, W) int32: trainId * 1000 + instance number, -1 elsewhere
     (the official script's ``instanceIds > 1000``, classes ignored in evaluation dropped)."""
     if dataset != "cityscapes":
         raise DatasetError(f"{path}: instance maps are read for cityscapes only")
@@ -250,7 +250,8 @@ def decode_cityscapes_instances(raw: np.ndarray) -> np.ndarray:
     label_id = raw // 1000
     train_id = np.where(label_id < 256, CITYSCAPES_LUT[np.clip(label_id, 0, 255)], IGNORE)
     keep = (raw > 1000) & (train_id != IGNORE)
-    return np.where(keep, train_id.astype(np.int64) * INSTANCE_KEY + raw % 1000, -1)
+    return np.where(keep, train_id.astype(np.int64) * INSTANCE_KEY + raw % 1000,
+                    -1).astype(np.int32)
 
 
 def read_ground_truth(sample: Sample, dataset: str, num_classes: int):
