@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from psp_torch.classes import PALETTES, voc_colormap
+from psp_torch.classes import CLASS_NAMES, PALETTES, voc_colormap
 from psp_torch.io import atomic_write
 
-from .datasets import from_dataset_ids, read_png_values, to_dataset_ids
+from .datasets import IGNORE, DatasetError, from_dataset_ids, read_png_values, to_dataset_ids
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
@@ -96,5 +96,16 @@ class Writer:
             return dict(getattr(im, "text", {}) or {})
 
     def read_prediction(self, name: str) -> np.ndarray:
-        """Class ids 0..C-1 of a finished image, rebuilt from its label PNG."""
-        return from_dataset_ids(read_png_values(self.label_path(name)), self.dataset)
+        """Class ids 0..C-1 (255: an id naming no class, a miss) of a finished image, rebuilt
+        from its label PNG; ids outside the dataset's are an error naming the file."""
+        path = self.label_path(name)
+        ids = read_png_values(path)
+        pred = from_dataset_ids(ids, self.dataset)
+        n = len(CLASS_NAMES[self.dataset])
+        bad = np.unique(ids[(pred != IGNORE) & ((pred < 0) | (pred >= n))
+                            | ((pred == IGNORE) & (self.dataset == "voc"))
+                            | ((ids > 33) & (self.dataset == "cityscapes"))])
+        if bad.size:
+            raise DatasetError(f"{path}: prediction ids {bad.tolist()[:10]} are not "
+                               f"{self.dataset} class ids")
+        return pred

@@ -172,3 +172,18 @@ def test_predicted_ids_naming_no_class_read_back_as_255():
     assert ade.tolist() == [255, 0, 149]
     cs = ds.from_dataset_ids(np.array([0, 7, 29, 33], np.uint8), "cityscapes")
     assert cs.tolist() == [255, 0, 255, 18]
+
+
+def test_read_back_predictions_outside_the_dataset_ids_name_the_file(tmp_path):
+    from pspnet_caffe.eval.outputs import Writer
+    for dataset, ids, ok in [("ade20k", [0, 1, 150], [255, 0, 149]), ("ade20k", [151], None),
+                             ("voc", [0, 20], [0, 20]), ("voc", [255], None),
+                             ("cityscapes", [0, 7, 33], [255, 0, 18]), ("cityscapes", [34], None)]:
+        w = Writer(tmp_path / dataset, dataset)
+        w.label_path("x").parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.array([ids], np.uint8)).save(w.label_path("x"))
+        if ok is None:
+            with pytest.raises(ds.DatasetError, match=r"x\.png: prediction ids \[\d+\] are not"):
+                w.read_prediction("x")
+        else:
+            assert w.read_prediction("x").ravel().tolist() == ok
