@@ -46,7 +46,7 @@ class BatchNorm2d(nn.BatchNorm2d):
         else:   # one value per channel (a 1x1 pyramid level, batch 1): Caffe gives var 0
             y = batch_norm_reference(x, self.weight, self.bias, self.eps)
         with torch.no_grad():
-            var, mean = torch.var_mean(x.detach(), dim=(0, 2, 3), unbiased=False)
+            var, mean = torch.var_mean(x.detach().float(), dim=(0, 2, 3), unbiased=False)
             caffe_moving_average(self, mean, var)
         return y
 
