@@ -41,14 +41,24 @@ class BatchNorm2d(nn.BatchNorm2d):
                 return F.batch_norm(x, self.running_mean, self.running_var, self.weight,
                                     self.bias, False, 0.0, self.eps)
             return super().forward(x)
-        y = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        if x.numel() > x.shape[1]:
+            y = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        else:   # one value per channel (a 1x1 pyramid level, batch 1): Caffe gives var 0
+            y = batch_norm_reference(x, self.weight, self.bias, self.eps)
         with torch.no_grad():
-            var, mean = torch.var_mean(x.detach(), dim=(0, 2, 3), unbiased=False)
+            var, mean = torch.var_mean(x.detach().float(), dim=(0, 2, 3), unbiased=False)
             caffe_moving_average(self, mean, var)
         return y
 
     def extra_repr(self):
         return super().extra_repr() + (", frozen" if self.frozen else "")
+
+
+def batch_norm_reference(x, weight, bias, eps):
+    """The fork's TRAIN BN written out (autograd gives its backward); any batch shape."""
+    var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False, keepdim=True)
+    return ((x - mean) * torch.rsqrt(var + eps) * weight.view(1, -1, 1, 1)
+            + bias.view(1, -1, 1, 1))
 
 
 @torch.no_grad()

@@ -243,11 +243,16 @@ def config_from_net(net, *, crop_size: int | None = None) -> PSPNetConfig:
     if aux_name in layers and AUX_CLASSIFIER in layers:
         aux_width = _out_channels(layers[aux_name])
 
+    dropout = PSPNetConfig.__dataclass_fields__["dropout"].default
+    drop = layers.get("conv5_4/dropout")
+    if drop is not None and drop.param.HasField("dropout_param"):
+        dropout = float(f"{drop.param.dropout_param.dropout_ratio:.7g}")
+
     config = PSPNetConfig(num_classes=classes, blocks=blocks, stem_widths=stem, mid_widths=mid,
                           out_widths=out, stride_on_reduce=reduce_stride == 2,
                           dilations=dilations, crop_size=crop_size, ppm_width=ppm_width,
                           head_width=head_width, aux_width=aux_width, bn_eps=bn_eps,
-                          bins=bins, pool=pool, reduction=reduction)
+                          bins=bins, pool=pool, reduction=reduction, dropout=dropout)
     _check_pyramid(net, layers, config)
     return config
 

@@ -188,7 +188,7 @@ class PSPNet(nn.Module):
     """PSPNet of the Caffe release; ``model(x)`` -> (N, classes, H, W) raw scores.
 
     ``x``: (N, 3, H, W) float32, BGR, mean-subtracted (see `psp_torch.preprocess`).
-    In train mode with an aux head the result is ``{"out": ..., "aux": ...}``.
+    In train mode the result is ``{"out": ..., "aux": ...}`` ("aux" only with an aux head).
     """
 
     def __init__(self, config: PSPNetConfig, meta: dict | None = None):
@@ -227,9 +227,11 @@ class PSPNet(nn.Module):
         x = self.layer4(c4)
         x = self.classifier(self.head(self.ppm(x)))
         out = interp(x, size)
-        if self.training and self.aux is not None:
-            return {"out": out, "aux": interp(self.aux(c4), size)}
-        return out
+        if not self.training:
+            return out
+        if self.aux is None:
+            return {"out": out}
+        return {"out": out, "aux": interp(self.aux(c4), size)}
 
     def forward_blobs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every top blob of the deploy net under its Caffe name, for parity checks.
