@@ -234,3 +234,26 @@ def test_ctrl_c_stops_cleanly_after_a_checkpoint(custom, slim, tmp_path):
     assert _train(_args(custom, slim, out, "--iters", "4", "--augment", "none",
                         "--save-every", "1000", "--resume")) == 0
     assert len((out / "log.jsonl").read_text().splitlines()) == 4
+
+
+def test_benchmark_dataset_with_validation_and_best(slim, tmp_path, capsys):
+    """--dataset ade20k: the training split in its own layout, the preset's classes and names,
+    --val on the val split with the evaluation protocol (single scale), best.pth kept."""
+    import shutil
+    root = tmp_path / "ADEChallengeData2016"
+    src = SAMPLES / "ADEChallengeData2016"
+    for kind in ("images", "annotations"):
+        shutil.copytree(src / kind / "validation", root / kind / "training")
+        shutil.copytree(src / kind / "validation", root / kind / "validation")
+    out = tmp_path / "ade"
+    assert _train(["--dataset", "ade20k", "--data-root", tmp_path, "--init", slim, "--out", out,
+                   "--crop-size", CROP, "--batch-size", "2", "--workers", "0", "--no-progress",
+                   "--iters", "2", "--val", "--val-every", "1"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("val mIoU") == 2 and "re-initialised" not in err
+    ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
+    assert [p[0] for p in ckpt["val"]] == [1, 2] and ckpt["best_miou"] == max(p[1] for p in ckpt["val"])
+    best = psp_torch.load(out / "best.pth")
+    model = psp_torch.load(out / "model.pth")
+    assert model.meta["dataset"] == "ade20k" and len(model.meta["class_names"]) == 150
+    assert model.meta["base_size"] == 512 and best.meta["iteration"] in (1, 2)

@@ -140,7 +140,7 @@ def parse_args(argv=None):
         p.error("give --dataset NAME or --list FILE --num-classes N")
     if args.list and args.num_classes is None and args.dataset is None:
         p.error("--list needs --num-classes N")
-    if args.list and args.iters is None:
+    if args.list and args.iters is None and args.dataset is None:
         p.error("--list needs --iters (one's own dataset has no preset)")
     if args.class_names and not args.list:
         p.error("--class-names goes with --list")
@@ -166,7 +166,7 @@ def parse_args(argv=None):
 def resolve(args) -> dict:
     """Every default from the presets; returns the recipe (the settings a resume must keep)."""
     facts = D.training_facts(None if args.list and not args.dataset else args.dataset)
-    if args.dataset and not args.list:
+    if args.dataset and args.num_classes is None:
         args.num_classes = BY_DATASET[args.dataset].num_classes
     for k in ("iters", "batch_size", "lr", "aux_weight", "dropout", "momentum", "weight_decay"):
         if getattr(args, k) is None:
