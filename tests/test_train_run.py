@@ -17,7 +17,6 @@ import psp_torch
 from pspnet_caffe.converter.convert import convert
 from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.eval import run as eval_run
-from pspnet_caffe.train import checkpoint as ck
 from pspnet_caffe.train import run as train_run
 
 ROOT = Path(__file__).resolve().parent.parent
