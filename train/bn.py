@@ -43,56 +43,9 @@ def bn_warning(images_per_bn_batch: int, frozen: bool) -> str | None:
             f"(the authors' advice for small batches) or a larger batch / sync BN")
 
 
-class _GlobalBatchNorm(torch.autograd.Function):
-    """The fork's TRAIN BN over the batch of every process of `group` (any device).
-
-    Forward: global per-channel mean and biased variance (float64 sums, all-reduced),
-    ``y = slope * (x - mean) / sqrt(var + eps) + bias``. Backward: the BN gradient with the
-    global sums of ``g = slope * dy`` and ``g * x_hat`` (as torch's SyncBatchNorm): the loss
-    is the sum of every process's loss; slope/bias gradients stay local (DDP reduces them).
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, eps, group):
-        c = x.shape[1]
-        dims = (0, 2, 3)
-        stats = torch.cat([x.sum(dims, dtype=torch.float64),
-                           (x * x).sum(dims, dtype=torch.float64),
-                           torch.tensor([x.numel() // c], dtype=torch.float64, device=x.device)])
-        dist.all_reduce(stats, group=group)
-        count = stats[-1]
-        mean = stats[:c] / count
-        var = (stats[c:2 * c] / count - mean * mean).clamp(min=0)
-        mean, var = mean.to(x.dtype), var.to(x.dtype)
-        inv_std = torch.rsqrt(var + eps)
-        x_hat = (x - mean.view(1, -1, 1, 1)) * inv_std.view(1, -1, 1, 1)
-        ctx.save_for_backward(x_hat, weight, inv_std)
-        ctx.group, ctx.count = group, count
-        return x_hat * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1), mean, var
-
-    @staticmethod
-    def backward(ctx, dy, _dmean, _dvar):
-        x_hat, weight, inv_std = ctx.saved_tensors
-        c, dims = x_hat.shape[1], (0, 2, 3)
-        g = dy * weight.view(1, -1, 1, 1)
-        sums = torch.cat([g.sum(dims, dtype=torch.float64),
-                          (g * x_hat).sum(dims, dtype=torch.float64)])
-        dist.all_reduce(sums, group=ctx.group)
-        mean_g = (sums[:c] / ctx.count).to(dy.dtype).view(1, -1, 1, 1)
-        mean_gx = (sums[c:] / ctx.count).to(dy.dtype).view(1, -1, 1, 1)
-        dx = inv_std.view(1, -1, 1, 1) * (g - mean_g - x_hat * mean_gx)
-        return dx, (dy * x_hat).sum(dims), dy.sum(dims), None, None
-
-
-def _distributed(group) -> bool:
-    return (dist.is_available() and dist.is_initialized()
-            and dist.get_world_size(group) > 1)
-
-
 class SyncBatchNorm2d(nn.SyncBatchNorm):
-    """The fork's BN over the whole distributed batch: global batch mean and biased variance
-    in the forward, Caffe's moving average of the global statistics, ``frozen`` honoured.
-    Works on CPU (gloo) and GPU; in a single process it is `BatchNorm2d` exactly."""
+    """`nn.SyncBatchNorm` normalising like torch (global batch statistics) but keeping the
+    fork's moving average of the global biased variance, and honouring ``frozen``."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
@@ -102,12 +55,24 @@ class SyncBatchNorm2d(nn.SyncBatchNorm):
         if not self.training or self.frozen:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 False, 0.0, self.eps)
-        if _distributed(self.process_group):
-            y, mean, var = _GlobalBatchNorm.apply(x, self.weight, self.bias, self.eps,
-                                                  self.process_group)
-            caffe_moving_average(self, mean.detach(), var.detach())
-            return y
-        return BatchNorm2d.forward(self, x)
+        with torch.no_grad():
+            xd = x.detach().float()
+            n = torch.tensor(float(xd.numel() // xd.shape[1]), device=x.device)
+            s = torch.cat([xd.sum(dim=(0, 2, 3)), (xd * xd).sum(dim=(0, 2, 3)), n[None]])
+            if dist.is_available() and dist.is_initialized():
+                dist.all_reduce(s, group=self.process_group)
+            c = self.num_features
+            count = s[-1]
+            mean = s[:c] / count
+            var = (s[c:2 * c] / count - mean * mean).clamp(min=0)
+        momentum, self.momentum = self.momentum, 0.0      # torch must not touch the stats
+        try:
+            y = super().forward(x)
+        finally:
+            self.momentum = momentum
+        caffe_moving_average(self, mean, var)
+        self.num_batches_tracked.sub_(1)                  # super() counted this batch already
+        return y
 
 
 def sync_bn(model: nn.Module, process_group=None) -> nn.Module:
