@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fmt, matmul_gmacs, table, timeit  # noqa: E402
+from common import bf16_skip_reason, fmt, matmul_gmacs, table, timeit  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -83,8 +83,14 @@ def run(config="pspnet50:473", size=None, device="cuda", batches=(1, 8, 16),
     peak = dense_peak(gpu)
     base = build(name).to(device)
     gmac = gmacs(base, size)
-    mm = {p: mm_tflops(p, device, mm_n) for p in precisions}
-    log(f"{gpu}: torch.mm {mm_n}: " + ", ".join(f"{p} {v:.1f}" for p, v in mm.items()) + " TFLOP/s")
+    # On a CPU without fast bf16 (smoke runs), half-precision matmuls are a scalar loop:
+    # their roofline is measured on a bounded matmul instead (common.cpu_support).
+    slow_half = None if device.startswith("cuda") else bf16_skip_reason()
+    mm_side = {p: min(mm_n, 512) if slow_half and p in ("bf16", "fp16") else mm_n
+               for p in precisions}
+    mm = {p: mm_tflops(p, device, mm_side[p]) for p in precisions}
+    log(f"{gpu}: torch.mm " + ", ".join(f"{p} {v:.1f} ({mm_side[p]})" for p, v in mm.items())
+        + " TFLOP/s" + (f"; half precision bounded: {slow_half}" if slow_half else ""))
     rows = []
     g = torch.Generator().manual_seed(1)
     for b in batches:
