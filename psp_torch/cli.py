@@ -19,8 +19,22 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class UsageError(Exception):
+    """A usage error found after parsing (e.g. an option the model's metadata makes
+    necessary): `main` prints ``error: what`` and exits with status 2."""
+
+
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown after each help text; the description keeps its line breaks."""
+    """Defaults shown after each help text; the description keeps its line breaks.
+
+    A help text that already says its default, a flag (default False) and an option without
+    a default (None: the help says what happens then) get no "(default: ...)" appended."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 def parser(prog: str, doc: str | None, **kw) -> argparse.ArgumentParser:
@@ -50,6 +64,39 @@ nonnegative_float = _number(float, "a number >= 0", lambda v: 0 <= v < float("in
 fraction = _number(float, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
+def device(text: str) -> str:
+    """A torch device this machine has (cpu, cuda, cuda:N, mps), checked before any work:
+    a typo or a missing GPU is a usage error, not a failure to read the model later."""
+    import torch
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device (use cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else \
+                f"built for CUDA {torch.version.cuda}, but no GPU is visible"
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: no CUDA device here (torch {torch.__version__} is {build}); "
+                f"use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                    and torch.backends.mps.is_available()):
+        raise argparse.ArgumentTypeError(f"{text!r}: no MPS device here; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"{text!r}: unsupported device type {dev.type!r} "
+                                         f"(use cpu, cuda, cuda:N or mps)")
+    return text
+
+
+def default_device() -> str:
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def error_line(exc: BaseException) -> str:
     """``error: FILE: what`` for an exception (OSError's file name put first)."""
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
@@ -64,6 +111,9 @@ def main(work: Callable[[], int | None], *, interrupted: str = "interrupted",
     ``errors`` -> one line, status 1; Ctrl-C -> one line ``interrupted``, status 130."""
     try:
         return work() or 0
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"error: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
