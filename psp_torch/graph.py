@@ -112,6 +112,7 @@ class CaffeNet(nn.Module):
         self.module_keys: dict[str, str] = {}
         self.input_shapes: dict[str, tuple[int, ...]] = {}
         self.weight_report: WeightReport | None = None
+        self.meta: dict = {}                  # filled by from_files and psp_torch.load
         self._build(net)
         if weights is not None:
             self.weight_report = self.load_caffe_weights(weights)
@@ -208,9 +209,17 @@ class CaffeNet(nn.Module):
 
     @classmethod
     def from_files(cls, prototxt, weights=None, *, input_shapes=None) -> "CaffeNet":
-        """Build from a deploy prototxt; weights (caffemodel or .h5) copied by layer name."""
+        """Build from a deploy prototxt; weights (caffemodel or .h5) copied by layer name.
+        Like `psp_torch.load`: in eval mode, with ``meta`` (generic: the net's name, and the
+        weights file's name and sha256)."""
         from caffe_proto import load_prototxt
-        return cls(load_prototxt(prototxt), weights, input_shapes=input_shapes)
+
+        from .metadata import generic_meta, source_meta
+        net = load_prototxt(prototxt)
+        model = cls(net, weights, input_shapes=input_shapes)
+        model.meta = {**generic_meta(net.name or "caffenet"), **source_meta(weights),
+                      "config_from": "prototxt"}
+        return model.eval()
 
     # -- weights --------------------------------------------------------------------------
 
