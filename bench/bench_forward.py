@@ -25,7 +25,6 @@ not a no-op; the arithmetic is the same as with the released weights.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -249,13 +248,14 @@ def report(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
     ap.add_argument("--quick", action="store_true", help="PSPNet50 at 233, fp32/bf16/fuse, 1 repetition, mm 2048")
     ap.add_argument("--configs", help="comma-separated model:size (pspnet50, pspnet101, "
                     "pspnet101cs, pspnet50slim)")
     ap.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default all; quick: fp32,bf16,fuse)")
-    ap.add_argument("--repeat", type=int)
-    ap.add_argument("--threads", type=int, help="torch threads (default: torch's, = cores)")
+    ap.add_argument("--repeat", type=cli.positive_int)
+    ap.add_argument("--threads", type=cli.positive_int, help="torch threads (default: torch's, = cores)")
     ap.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
                     help="auto: only where this CPU does bf16 fast (else skipped, with why); "
                     "on: anyway, roofline matmul bounded to 512")

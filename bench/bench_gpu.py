@@ -16,7 +16,6 @@ large ``torch.mm`` measured in the same run. Nothing in tests or CI needs a GPU.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import sys
@@ -134,16 +133,17 @@ def report(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
     ap.add_argument("--config", default="pspnet50:473", help="model:crop (see bench_forward)")
-    ap.add_argument("--size", type=int, help="input side (default: the crop)")
+    ap.add_argument("--size", type=cli.positive_int, help="input side (default: the crop)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--batches", default="1,8,16")
     ap.add_argument("--precisions", default=",".join(PRECISIONS))
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--no-channels-last", action="store_true")
-    ap.add_argument("--repeat", type=int, default=10)
-    ap.add_argument("--mm", type=int, default=8192, help="side of the roofline matmul")
+    ap.add_argument("--repeat", type=cli.positive_int, default=10)
+    ap.add_argument("--mm", type=cli.positive_int, default=8192, help="side of the roofline matmul")
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("bench_gpu: no CUDA device here (pass --device cpu for a smoke run)", file=sys.stderr)
