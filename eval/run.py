@@ -97,6 +97,8 @@ def load_model(args) -> torch.nn.Module:
         model = getattr(importlib.import_module(mod), fn)()
         return model.to(args.device).eval()
     import psp_torch
+    if Path(args.weights).is_dir():
+        raise IsADirectoryError(21, "is a folder, not a model file (.pth)", str(args.weights))
     if not Path(args.weights).is_file():
         raise FileNotFoundError(2, "no such model file", str(args.weights))
     return psp_torch.load(args.weights, device=args.device)
