@@ -318,7 +318,8 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
         listing = "\n  ".join(bad[:50]) + (f"\n  ... and {len(bad) - 50} more" if len(bad) > 50
                                            else "")
         if not args.skip_missing:
-            raise ds.DatasetError(f"{bad[0]}: {len(bad)} dataset file(s) missing or unreadable "
+            raise ds.DatasetError(f"{bad[0].rsplit(' (', 1)[0]}: {len(bad)} dataset file(s) "
+                                  f"missing or unreadable "
                                   f"(nothing was run; --skip-missing skips them):\n  {listing}")
         if rank == 0:
             print(f"skipping {len(bad)} missing/unreadable file(s):\n  {listing}", file=sys.stderr)

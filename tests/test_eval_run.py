@@ -150,8 +150,10 @@ def test_missing_files_stop_before_any_work(models, tmp_path, capsys, monkeypatc
     monkeypatch.setattr(eval_run, "segment", _fail_if_called)
     argv = ["--weights", models[21], "--dataset", "voc", "--split", "val",
             "--data-root", tmp_path, "--out", tmp_path / "o", "--workers", "0"]
-    with pytest.raises(SystemExit, match="2007_000129.png \\(missing\\)"):
-        eval_run.main([str(a) for a in argv])
+    assert eval_run.main([str(a) for a in argv]) == 1       # bad input: 1 (psp_torch/cli.py)
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {gone}: 1 dataset file(s) missing or unreadable"), err
+    assert "2007_000129.png (missing)" in err
     monkeypatch.undo()
     text = _run(argv + ["--skip-missing"], capsys)
     assert "NO REFERENCE (files were skipped)" in text
