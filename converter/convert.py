@@ -139,15 +139,15 @@ def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log, allow_missing
     cnet, report = _build_caffenet(dnet, wnet)
     types = {l.name: l.type for l in dnet.layers}
     weighted = [l for l in wnet.layers if l.blobs]
-    if weighted and not report.loaded and not allow_missing:
-        raise ConvertError(f"{source}: none of its {len(weighted)} layers with weights is in the "
-                           f"prototxt (wrong prototxt?); nothing would be converted")
     if report.missing:
         listing = ", ".join(f"{n} ({types[n]})" for n in report.missing)
         if not allow_missing:
             raise ConvertError(f"{source}: {len(report.missing)} learnable layer(s) of the "
                                f"prototxt have no weights in it: {listing} (wrong prototxt? "
                                f"--allow-missing keeps them at their initial values)")
+    if weighted and not report.loaded and not allow_missing:
+        raise ConvertError(f"{source}: none of its {len(weighted)} layers with weights is in the "
+                           f"prototxt (wrong prototxt?); nothing would be converted")
     blobs = {name: [torch_tensor(b) for b in arrays]
              for name, arrays in cnet.caffe_blobs().items()}
     copied = sum(len(l.blobs) for l in wnet.layers if l.name in report.loaded)
@@ -159,8 +159,8 @@ def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log, allow_missing
     if report.missing:
         log(f"left at initial values (--allow-missing): {len(report.missing)}")
         for n in report.missing:
-            log(f"  {n} ({types[n]}): no weights in {Path(str(source)).name}; Caffe's filler "
-                f"defaults of psp_torch (Gaussian conv weights, zero biases)")
+            log(f"  {n} ({types[n]}): no weights in {Path(str(source)).name}; stored with the "
+                f"layer's initial values (untrained)")
     extra = [l for l in wnet.layers if l.name not in used and l.blobs]
     if extra:
         log(f"layers ignored: {len(extra)}")
