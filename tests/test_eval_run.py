@@ -358,6 +358,8 @@ def test_resume_refuses_other_settings_and_other_models(models, tmp_path, capsys
     _refused(_ade_argv(models[150], out, "--scales", "0.5,1", "--resume"), capsys,
              "run.json", "settings.scales: saved [1.0], now [0.5, 1.0]")
     _refused(_ade_argv(models[150], out, "--no-flip", "--resume"), capsys, "settings.flip")
+    _refused(_ade_argv(models[150], out, "--softmax", "matlab", "--resume"), capsys,
+             'settings.softmax: saved "stable", now "matlab"')
     other = _tiny_caffe_net(tmp_path / "other", 150, hot=0.5)
     _refused(_ade_argv(other, out, "--resume"), capsys, "model.sha256")
     assert {p.name: p.read_bytes() for p in (out / "labels").iterdir()} == before
