@@ -22,28 +22,10 @@ from caffe_proto.cli import (EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE,  # noqa
 def device(text: str) -> str:
     """A torch device this machine has (cpu, cuda, cuda:N, mps), checked before any work:
     a typo or a missing GPU is a usage error, not a failure to read the model later."""
-    import torch
-    try:
-        dev = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a device (use cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            build = "a CPU-only build" if torch.version.cuda is None else \
-                f"built for CUDA {torch.version.cuda}, but no GPU is visible"
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: no CUDA device here (torch {torch.__version__} is {build}); "
-                f"use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None)
-                                    and torch.backends.mps.is_available()):
-        raise argparse.ArgumentTypeError(f"{text!r}: no MPS device here; use --device cpu")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise argparse.ArgumentTypeError(f"{text!r}: unsupported device type {dev.type!r} "
-                                         f"(use cpu, cuda, cuda:N or mps)")
+    from .devices import device_problem
+    problem = device_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r}{problem}")
     return text
 
 

@@ -96,6 +96,8 @@ def read(path, device="cpu") -> dict:
 
     A file that is no .pth (a caffemodel, an HDF5 file, a prototxt, an image) is recognised
     from its first bytes and refused with what it is and what to do."""
+    from .devices import check_device
+    check_device(device)                     # a missing GPU is no unreadable file
     path = Path(path)
     why = not_a_model_file(path)
     if why:

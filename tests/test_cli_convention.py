@@ -84,8 +84,21 @@ def test_device_cuda_without_a_gpu_is_a_usage_error(monkeypatch, tmp_path, capsy
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     rc, err = _status(eval_cli.main, ["--weights", tmp_path / "missing.pth", "--data-root",
                                       tmp_path, "--device", "cuda"], capsys)
-    assert rc == 2 and "'cuda': no CUDA device here" in err and "--device cpu" in err, err
+    assert rc == 2 and "'cuda': no CUDA device here" in err and "use cpu" in err, err
     assert "missing.pth" not in err
+
+
+def test_library_load_checks_the_device_first(monkeypatch, tmp_path):
+    """psp_torch.load(device="cuda") without a GPU names the device, not the file."""
+    import psp_torch
+    from pspnet_caffe.converter.convert import convert
+    pth = convert(SLIM / "weights.caffemodel", out=tmp_path / "m.pth", log=lambda *a: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"^device 'cuda': no CUDA device here"):
+        psp_torch.load(pth, device="cuda")
+    with pytest.raises(ValueError, match=r"^device 'gpu' is not a device"):
+        psp_torch.load(pth, device="gpu")
+    assert not psp_torch.load(pth, device="cpu").training
 
 
 def test_usage_error_found_after_parsing_exits_2(monkeypatch, tmp_path, capsys):
