@@ -18,7 +18,6 @@ Exit status (psp_torch/cli.py): 0 done, 1 bad input or a failed write (one line
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys

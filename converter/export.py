@@ -15,7 +15,6 @@ Exit status (psp_torch/cli.py): 0 done, 1 bad input or an output that exists (pa
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
