@@ -10,11 +10,11 @@ slope, bias, mean, variance as 1xCx1x1), plus the auxiliary head (conv4_24,
 conv4_24/bn, conv6_1) when the model has one. A CaffeNet conversion gives back
 its own prototxt and its blobs by layer name. Values are copied bit for bit.
 
-Exit status: 0 done, 2 bad input or an output that exists (pass --force).
+Exit status (psp_torch/cli.py): 0 done, 1 bad input or an output that exists (pass
+--force), one line ``error: FILE: what``; 2 usage; 130 Ctrl-C.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -65,7 +65,7 @@ def export(pth, out_dir, *, name: str | None = None, force: bool = False,
     proto_path, model_path = out_dir / f"{name}.prototxt", out_dir / f"{name}.caffemodel"
     for p in (proto_path, model_path):
         if p.exists() and not force:
-            raise ExportError(f"{p} exists; pass --force to overwrite it")
+            raise ExportError(f"{p}: exists; pass --force to overwrite it")
     payload = read(pth)
     deploy, weights = export_nets(payload)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,18 +79,17 @@ def export(pth, out_dir, *, name: str | None = None, force: bool = False,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
+    from psp_torch import cli
+    ap = cli.parser("export.py", __doc__)
     ap.add_argument("pth", help="a .pth written by convert.py or psp_torch.io.save_pspnet")
-    ap.add_argument("-o", "--output-dir", required=True, help="folder for .prototxt + .caffemodel")
+    ap.add_argument("-o", "--output-dir", help="folder for <name>.prototxt + <name>.caffemodel "
+                    "(created if missing; default: next to the .pth, as convert.py does)")
     ap.add_argument("--name", help="file stem (default: the .pth's)")
     ap.add_argument("--force", action="store_true", help="overwrite existing files")
     args = ap.parse_args(argv)
-    try:
-        export(args.pth, args.output_dir, name=args.name, force=args.force)
-    except (ValueError, OSError) as exc:
-        print(f"export.py: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    out = args.output_dir if args.output_dir is not None else Path(args.pth).parent
+    return cli.main(lambda: export(args.pth, out, name=args.name, force=args.force) and 0, interrupted="interrupted; nothing half-written (files are written "
+                    "atomically)")
 
 
 if __name__ == "__main__":
