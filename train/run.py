@@ -129,7 +129,8 @@ def parse_args(argv=None):
     g.add_argument("--stop-after", type=cli.positive_int,
                    help="stop (with a checkpoint) once this many iterations are done, without "
                         "changing the schedule; --resume goes on")
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("--device", type=cli.device, default=cli.default_device(),
+                   help="torch device: cpu, cuda (one per process under torchrun)")
     g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
                    help="autocast (fp16 with a GradScaler); none = float32, the faithful one")
     g.add_argument("--tf32", action="store_true", help="allow TF32 matmuls / convolutions")
