@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.eval import record
+from pspnet_caffe.eval.clock import NetworkClock, outside_share
 from pspnet_caffe.eval.metrics import Stats, image_stats, summary
 from pspnet_caffe.eval.outputs import Writer
 from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, predict,
@@ -408,6 +409,8 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
     bar = tqdm(total=len(shard), unit="img", disable=rank != 0, dynamic_ncols=True,
                desc=f"{dataset} {split}" + (f" [rank 0 of {world}]" if world > 1 else ""))
     resumed = 0
+    net = NetworkClock(model, settings.device)
+    computed_seconds = 0.0        # wall time of the images computed here (not the resumed ones)
     scheme = ds.CITYSCAPES_SCHEME if dataset == "cityscapes" else None
     for i, img, scaled, gt in loader:
         s = shard[i]
@@ -423,14 +426,20 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
                 raise ds.DatasetError(
                     f"{s.label}: label is {lab.shape[0]}x{lab.shape[1]} (rows x cols), its image "
                     f"{s.image} is {img.shape[0]}x{img.shape[1]}")
-            probs, counts = segment_counted(model, img, settings, scaled)
+            started = time.perf_counter()
+            probs, counts = segment_counted(net, img, settings, scaled)
             softmax_counts.add(counts)
             pred = predict(probs)
             writer.write(s.name, pred, probs.cpu().numpy() if args.save_probs else None,
                          meta=counts.as_meta())
+            computed_seconds += time.perf_counter() - started
+            bar.set_postfix(outside=f"{100 * outside_share(net.seconds, computed_seconds):.1f}%",
+                            refresh=False)
         if gt is not None:
             stats.add(image_stats(pred, gt[0], settings.num_classes, gt[1], scheme))
-            bar.set_postfix(mIoU=f"{100 * summary(stats)['miou']:.2f}", refresh=False)
+            bar.set_postfix(mIoU=f"{100 * summary(stats)['miou']:.2f}",
+                            outside=f"{100 * outside_share(net.seconds, computed_seconds):.1f}%",
+                            refresh=False)
         bar.update(1)
     bar.close()
     elapsed = time.perf_counter() - t0
@@ -443,6 +452,11 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
         print(warning, file=sys.stderr)
     print(f"{len(shard)} images on rank 0 ({resumed} resumed) in {elapsed:.1f}s "
           f"({len(shard) / max(elapsed, 1e-9):.2f} img/s); outputs in {out}")
+    if len(shard) > resumed:
+        per = computed_seconds / (len(shard) - resumed)
+        print(f"per image: {per:.2f} s, of which {net.seconds / (len(shard) - resumed):.2f} s in "
+              f"the network ({100 * outside_share(net.seconds, computed_seconds):.1f}% outside "
+              f"it: windows, softmax, resizing, writing)")
     if not has_labels:
         print(f"predictions written to {writer.label_dir}")
         print(f"NO REFERENCE ({reason})")
