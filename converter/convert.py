@@ -2,6 +2,7 @@
 
     python converter/convert.py pspnet101_VOC2012.caffemodel            # -> pspnet101_VOC2012.pth
     python converter/convert.py W.caffemodel --prototxt deploy.prototxt -o W.pth --verify --force
+    python converter/convert.py pspnet101_VOC2012.caffemodel --format safetensors  # no pickle
 
 A PSPNet (recognised by its layer names, from the prototxt or, without one, from
 the caffemodel itself) becomes the clean `psp_torch.PSPNet` state_dict plus its
@@ -46,8 +47,8 @@ class VerifyError(ConvertError):
     """--verify found PSPNet and CaffeNet apart by more than the tolerance."""
 
 
-def default_output(caffemodel) -> Path:
-    """pspnet101_VOC2012.caffemodel(.h5) -> pspnet101_VOC2012.pth next to it."""
+def default_output(caffemodel, fmt: str = "pth") -> Path:
+    """pspnet101_VOC2012.caffemodel(.h5) -> pspnet101_VOC2012.pth (or .safetensors) next to it."""
     p = Path(caffemodel)
     name = p.name
     for suffix in (".caffemodel.h5", ".caffemodel", ".h5"):
@@ -56,7 +57,7 @@ def default_output(caffemodel) -> Path:
             break
     else:
         name = p.stem
-    return p.with_name(name + ".pth")
+    return p.with_name(name + (".safetensors" if fmt == "safetensors" else ".pth"))
 
 
 def sha256_of(path, chunk=1 << 22) -> str:
@@ -215,17 +216,20 @@ def warn_non_finite(wnet, source) -> int:
 
 
 def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=False,
-            log=print) -> Path:
-    """Convert; returns the written .pth path. Raises ConvertError (or CaffeFormatError)."""
+            log=print, fmt: str | None = None) -> Path:
+    """Convert; returns the written path. Raises ConvertError (or CaffeFormatError).
+
+    fmt: "pth" or "safetensors" (default: from `out`'s suffix, else "pth")."""
     from caffe_proto import CaffeFormatError, load_prototxt
     from psp_torch.config import NotAPSPNet, aux_width_of, config_from_net
     from psp_torch.deploy import deploy_net
-    from psp_torch.io import save
+    from psp_torch.io import format_of, save
     from psp_torch.weights import weights_net
 
     t0 = time.perf_counter()
     source = Path(caffemodel)
-    out = Path(out) if out is not None else default_output(source)
+    fmt = fmt or (format_of(out) if out is not None else "pth")
+    out = Path(out) if out is not None else default_output(source, fmt)
     _check_output(out, force)
     if not source.is_file():
         raise ConvertError(f"{source}: no such file")
@@ -263,7 +267,7 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
         else:
             verify(payload, dnet, wnet, log)
     try:
-        save(payload, out)
+        save(payload, out, fmt)
     except RuntimeError as exc:                 # torch.save reports a failed write so
         raise OSError(f"cannot write {out}: {str(exc).splitlines()[0]} (is the disk full? "
                       f"nothing was written)") from None
@@ -279,10 +283,13 @@ def main(argv=None) -> int:
     ap.add_argument("--verify", action="store_true",
                     help="run the converted PSPNet and CaffeNet on one random input and compare")
     ap.add_argument("--force", action="store_true", help="overwrite an existing output")
+    ap.add_argument("--format", choices=("pth", "safetensors"),
+                    help="model file format (default: from -o's suffix, else pth); "
+                         "safetensors: tensors + a JSON header, no pickle")
     args = ap.parse_args(argv)
     try:
         convert(args.caffemodel, args.prototxt, args.output, args.force,
-                verify_model=args.verify)
+                verify_model=args.verify, fmt=args.format)
     except VerifyError as exc:
         print(f"convert.py: {exc}", file=sys.stderr)
         return 3

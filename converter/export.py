@@ -1,7 +1,10 @@
-""".pth -> deploy prototxt + caffemodel (upstream binary format), the way back to Caffe.
+""".pth -> deploy prototxt + caffemodel (upstream binary format), the way back to Caffe;
+or -> ONNX (--onnx), for ONNX Runtime, TensorRT and the like.
 
     python converter/export.py pspnet101_VOC2012.pth -o caffe_out/
     # -> caffe_out/pspnet101_VOC2012.prototxt, caffe_out/pspnet101_VOC2012.caffemodel
+    python converter/export.py pspnet101_VOC2012.pth --onnx pspnet101_VOC2012.onnx
+    # -> one ONNX graph, batch and input size dynamic (converter/onnx_export.py)
 
 A PSPNet is written in the release's own layout (`psp_torch.deploy`): the
 prototxt is the deploy net, layer for layer as the authors' file; the caffemodel
@@ -78,15 +81,41 @@ def export(pth, out_dir, *, name: str | None = None, force: bool = False,
     return proto_path, model_path
 
 
+def export_onnx_file(pth, out, *, force: bool = False, log=print) -> Path:
+    """Write the ONNX graph of a PSPNet model file (see converter/onnx_export.py)."""
+    from psp_torch.io import load
+    from pspnet_caffe.converter.onnx_export import OPSET, export_onnx
+    out = Path(out)
+    if out.exists() and not force:
+        raise ExportError(f"{out} exists; pass --force to overwrite it")
+    if not out.parent.is_dir():
+        raise ExportError(f"cannot write {out}: {out.parent} is not a directory")
+    model = load(pth)
+    if not hasattr(model, "config"):
+        raise ExportError(f"{pth}: ONNX export is for PSPNets; this file holds a generic "
+                          f"CaffeNet (kind caffenet)")
+    export_onnx(model, out)
+    log(f"wrote {out} (opset {OPSET}; input data (N, 3, H, W), output scores "
+        f"(N, {model.config.num_classes}, H, W), N/H/W dynamic; "
+        f"{out.stat().st_size:,} bytes)")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("pth", help="a .pth written by convert.py or psp_torch.io.save_pspnet")
-    ap.add_argument("-o", "--output-dir", required=True, help="folder for .prototxt + .caffemodel")
+    ap.add_argument("-o", "--output-dir", help="folder for .prototxt + .caffemodel")
+    ap.add_argument("--onnx", metavar="OUT.onnx", help="write the model as ONNX to this file")
     ap.add_argument("--name", help="file stem (default: the .pth's)")
     ap.add_argument("--force", action="store_true", help="overwrite existing files")
     args = ap.parse_args(argv)
+    if args.output_dir is None and args.onnx is None:
+        ap.error("nothing to write: pass -o/--output-dir (Caffe files) and/or --onnx OUT.onnx")
     try:
-        export(args.pth, args.output_dir, name=args.name, force=args.force)
+        if args.output_dir is not None:
+            export(args.pth, args.output_dir, name=args.name, force=args.force)
+        if args.onnx is not None:
+            export_onnx_file(args.pth, args.onnx, force=args.force)
     except (ValueError, OSError) as exc:
         print(f"export.py: error: {exc}", file=sys.stderr)
         return 2

@@ -44,6 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", help="model file (.pth written by converter/convert.py)")
     src.add_argument("--model", help="MODULE:CALLABLE returning a model (custom models)")
+    src.add_argument("--onnx", help="ONNX model (converter/export.py --onnx) run by ONNX Runtime")
     p.add_argument("--dataset", choices=ds.DATASETS, help="default: the model's meta")
     p.add_argument("--data-root", help="dataset folder in its own layout")
     p.add_argument("--split", help="val or test (default: the split of the published numbers)")
@@ -82,6 +83,14 @@ def load_model(args) -> torch.nn.Module:
             raise UsageError(f"--model expects MODULE:CALLABLE, got {args.model!r}")
         model = getattr(importlib.import_module(mod), fn)()
         return model.to(args.device).eval()
+    if args.onnx:
+        if not Path(args.onnx).is_file():
+            raise UsageError(f"{args.onnx}: no such model file")
+        if args.precision != "fp32":
+            raise UsageError(f"--onnx runs the graph as exported (fp32); --precision "
+                             f"{args.precision} does not apply")
+        from pspnet_caffe.eval.onnx_model import OnnxModel
+        return OnnxModel(args.onnx, threads=torch.get_num_threads())
     import psp_torch
     if not Path(args.weights).is_file():
         raise UsageError(f"{args.weights}: no such model file")
