@@ -9,7 +9,8 @@ same way: forward = PSPNet50 at 233 (fp32, bf16, fuse; one timed call; matmul
 2048); parsing and conversion = one repetition each (their 263 MB input files
 are made once and cached in /tmp; the first quick run pays for making them);
 evaluation = its --quick when it has one; soak = 20 images with one kill; GPU =
-only where CUDA is available. A bench module that is missing or fails shows up
+only where CUDA is available; ONNX Runtime = PSPNet50 at 233, 2 rounds (its export
+alone takes most of a minute). A bench module that is missing or fails shows up
 as one line in the table with the reason, and the others still run.
 """
 from __future__ import annotations
@@ -64,7 +65,7 @@ def eval_args(quick: bool) -> list:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, small settings")
-    ap.add_argument("--only", help="comma-separated subset: parse,convert,forward,gpu,eval,soak")
+    ap.add_argument("--only", help="comma-separated subset: parse,convert,forward,gpu,eval,soak,onnx")
     args = ap.parse_args(argv)
     q = args.quick
     t = 60 if q else 3600
@@ -80,6 +81,8 @@ def main(argv=None) -> int:
         "eval": lambda: child_bench("evaluation", "bench_eval.py", eval_args(q), t),
         "soak": lambda: child_bench("eval soak", "soak_eval.py",
                                     ["--images", "20", "--kills", "1"] if q else [], t),
+        "onnx": lambda: child_bench("ONNX Runtime (CPU)", "bench_onnx.py",
+                                    ["--quick"] if q else [], 300 if q else 3600),
     }
     chosen = args.only.split(",") if args.only else list(steps)
     unknown = set(chosen) - set(steps)

@@ -114,7 +114,7 @@ def test_slim_oracle_net_onnx_matches_pytorch_at_two_sizes(slim, name):
     8k+1, not square). PSPNet50: within RTOL of the PyTorch forward. PSPNet101 (slim,
     calibrated random weights): the float32 PyTorch forward is itself ~3e-4 from the exact
     (float64) result, so no float32 engine can stay within 1e-4 of it; there ONNX Runtime
-    must be at least as close to the exact result as PyTorch is (x 1.25)."""
+    must be about as close to the exact result as PyTorch is (x 1.5; measured <= 1.21)."""
     model, path, _ = slim(name)
     sess = _session(path)
     x = _oracle_input(name)
@@ -127,7 +127,7 @@ def test_slim_oracle_net_onnx_matches_pytorch_at_two_sizes(slim, name):
         if model.config.depth == 50:
             assert dev <= RTOL
         else:
-            assert err <= 1.25 * floor and dev <= 1e-3
+            assert err <= 1.5 * floor and dev <= 1e-3
 
 
 def test_onnx_metadata_and_dynamic_axes(slim):
