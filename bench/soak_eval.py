@@ -13,6 +13,10 @@ command ``eval/run.py``:
 2. once killed (SIGKILL, no chance to clean up) at a random image, resumed with
    ``--resume`` and killed again, `kills` times, then resumed to the end.
 
+The child stops right after writing the chosen image and waits (bench/paused.py)
+until it is sampled or killed, so the kill points and the sample are exact, on
+any machine: nothing races the child.
+
 The final results.json of (2) must equal (1) number for number. Exit status 0
 when they do, 1 otherwise.
 """
@@ -28,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+PAUSE_AT = "pspnet_caffe.eval.outputs:Writer.write"  # one call per image written
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
@@ -92,27 +98,37 @@ def vm_hwm_mib(pid: int) -> float | None:
 
 
 class Run:
-    """One eval/run.py child, watched: images written, peak RSS at a given image."""
+    """One eval/run.py child, stopped after writing its `pause_after`-th image (if given)."""
 
-    def __init__(self, cmd, out: Path, log_path: Path):
+    def __init__(self, cmd, out: Path, log_path: Path, pause_after: int | None = None):
         self.out = out
         self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env())
+        if pause_after is not None:
+            cmd = [cmd[0], str(ROOT / "bench" / "paused.py"), PAUSE_AT, str(pause_after),
+                   *cmd[1:]]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, env=env())
 
-    def wait_for(self, images: int, poll: float = 0.01) -> bool:
-        """Until `images` are written (True) or the child exits (False)."""
-        while finished(self.out) < images:
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(poll)
-        return True
+    def wait_paused(self) -> bool:
+        """Until the child says it is paused (True) or its output ends (False)."""
+        for line in self.proc.stdout:
+            self.log.write(line)
+            if line.startswith(b"PAUSED "):
+                return True
+        return False
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.finish()
 
     def finish(self) -> tuple[int, float]:
-        """(exit status, peak RSS MiB of the child)."""
+        """Let the child go on to its end: (exit status, peak RSS MiB of the child)."""
+        try:
+            self.proc.stdin.close()          # EOF: a paused child goes on
+        except OSError:
+            pass
+        for line in self.proc.stdout:
+            self.log.write(line)
         _, status, usage = os.wait4(self.proc.pid, 0)
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         self.log.close()
@@ -139,16 +155,15 @@ def soak(n: int = 500, kills: int = 3, seed: int = 0, work: Path | None = None,
         logs = work / "logs.txt"
 
         t0 = time.perf_counter()
-        ref = Run(command(data, ref_out), ref_out, logs)
         at = min(10, n)
-        ref.wait_for(at, poll=0.002)
-        rss_at_10 = vm_hwm_mib(ref.proc.pid)
+        ref = Run(command(data, ref_out), ref_out, logs, pause_after=at)
+        rss_at_10 = vm_hwm_mib(ref.proc.pid) if ref.wait_paused() else None
         rc, rss_end = ref.finish()
         ref_wall = time.perf_counter() - t0
         if rc != 0:
             raise RuntimeError(f"reference run failed with status {rc}; see {logs}")
-        log(f"reference: {n} images in {ref_wall:.1f} s, peak RSS {rss_at_10:.0f} MiB at image "
-            f"{at}, {rss_end:.0f} MiB at image {n}")
+        log(f"reference: {n} images in {ref_wall:.1f} s (one pause included), peak RSS "
+            f"{rss_at_10:.0f} MiB at image {at}, {rss_end:.0f} MiB at image {n}")
 
         killed_at = []
         # kill points spread over the run: a sorted random sample of distinct images
@@ -157,8 +172,8 @@ def soak(n: int = 500, kills: int = 3, seed: int = 0, work: Path | None = None,
         for k in range(kills):
             done = finished(out)
             target = max(targets[k], done + 1)
-            run = Run(command(data, out, resume=k > 0), out, logs)
-            if run.wait_for(target):
+            run = Run(command(data, out, resume=k > 0), out, logs, pause_after=target - done)
+            if run.wait_paused():
                 run.kill()
                 killed_at.append(finished(out))
                 log(f"kill {k + 1}: SIGKILL after {killed_at[-1]} images")

@@ -18,7 +18,8 @@ WIRE_NAMES = {0: "varint", 1: "fixed64", 2: "length-delimited", 3: "start-group"
 MAX_FIELD_NUMBER = (1 << 29) - 1
 MAX_GROUP_DEPTH = 100          # protobuf's own recursion limit
 # Fields walked in Python per file (a real net has a few thousand; runs of
-# unpacked values count once): bounds the reader's time on any input to ~1 s.
+# unpacked values count once; group start and end tags count too): bounds the
+# reader's Python-level work on any input, whatever its size.
 MAX_FIELDS = 250_000
 _MASK64 = (1 << 64) - 1
 
@@ -80,9 +81,7 @@ def read_field(src: Source, pos: int, end: int, field: str, names=None):
     wire = key & 7
     if number == 0 or number > MAX_FIELD_NUMBER:
         src.fail(pos, field, f"invalid field number {number} (is this a caffemodel?)")
-    src.fields += 1
-    if src.fields > MAX_FIELDS:
-        src.fail(pos, field, f"more than {MAX_FIELDS:,} fields: not a plausible caffemodel")
+    count_field(src, pos, field)
 
     def _sub(field, number):
         if names and number in names:
@@ -114,6 +113,13 @@ def read_field(src: Source, pos: int, end: int, field: str, names=None):
     src.fail(pos, field, f"invalid wire type {wire} (field {number})")
 
 
+def count_field(src: Source, pos: int, field: str) -> None:
+    """One more field walked; refuse the file past MAX_FIELDS."""
+    src.fields += 1
+    if src.fields > MAX_FIELDS:
+        src.fail(pos, field, f"more than {MAX_FIELDS:,} fields: not a plausible caffemodel")
+
+
 def skip_group(src: Source, number: int, pos: int, end: int, field: str) -> int:
     """Position after the end-group tag that closes group `number` (opened before pos)."""
     stack = [number]
@@ -125,11 +131,13 @@ def skip_group(src: Source, number: int, pos: int, end: int, field: str) -> int:
         if num == 0 or num > MAX_FIELD_NUMBER:
             src.fail(pos, field, f"invalid field number {num} inside group {number}")
         if wire == EGROUP:
+            count_field(src, pos, field)
             if num != stack[-1]:
                 src.fail(pos, field, f"end-group {num} closes group {stack[-1]}")
             stack.pop()
             pos = p
         elif wire == SGROUP:
+            count_field(src, pos, field)
             if len(stack) >= MAX_GROUP_DEPTH:
                 src.fail(pos, field, f"groups nested deeper than {MAX_GROUP_DEPTH}")
             stack.append(num)

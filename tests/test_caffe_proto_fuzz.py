@@ -1,8 +1,8 @@
-"""A short bounded run of the fuzzing campaign (bench/fuzz.py): a few thousand mutated
-caffemodels and prototxts, each either read or refused with CaffeFormatError, none slow,
-none allocating more than its size (plus a fixed allowance)."""
-import time
-
+"""A short run of the fuzzing campaign (bench/fuzz.py): a fixed number of mutated
+caffemodels and prototxts (the same ones for a seed, on any machine), each either read or
+refused with CaffeFormatError, none allocating more than its size plus a fixed allowance.
+Nothing here is timed: how fast inputs are read is bench/fuzz.py's report, and the only
+clock is a per-input watchdog that catches hangs."""
 import pytest
 
 from bench.fuzz import campaign, mutate, run_one, seeds
@@ -10,13 +10,12 @@ from bench.fuzz import campaign, mutate, run_one, seeds
 
 @pytest.mark.slow
 def test_fuzz_smoke():
-    start = time.perf_counter()
-    report = campaign(3000, seed=7, max_seconds=20, trace_every=50)
-    assert report["inputs"] >= 1000, report
-    assert report["caffemodel_inputs"] > 0 and report["prototxt_inputs"] > 0
-    assert report["distinct_failures"] == 0, report["failures"]
-    assert report["timeouts_over_1s"] == 0 and report["hangs"] == 0, report["slow_inputs"]
-    assert time.perf_counter() - start < 30
+    report = campaign(3000, seed=7, trace_every=50, hang_seconds=120)
+    assert report["inputs"] == 3000, report
+    assert report["caffemodel_inputs"] > 1500 and report["prototxt_inputs"] > 500, report
+    assert report["traced_inputs"] == 60, report
+    assert report["distinct_failures"] == 0, report["failures"]     # includes allocation peaks
+    assert report["hangs"] == 0, report
 
 
 def test_the_fuzzer_can_see_a_failure():

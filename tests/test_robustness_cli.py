@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -344,36 +343,55 @@ def test_convert_full_disk(tmp_path):
         assert files_under(disk) == set(), files_under(disk)
 
 
-def _interrupt_when(proc, pattern: str, stream_lines: list, timeout=60):
-    """Read proc.stdout until a line matches, then send SIGINT."""
-    t0 = time.time()
-    for line in proc.stdout:
-        stream_lines.append(line)
-        if re.search(pattern, line):
-            proc.send_signal(signal.SIGINT)
-            return True
-        if time.time() - t0 > timeout:
-            break
-    return False
+HANG_SECONDS = 600      # only against a hung child; no test waits on a clock otherwise
+
+
+def interrupted_run(target: str, calls: int, script: Path, args, cwd) -> tuple:
+    """Run `script` with `target` (MODULE:QUALNAME) paused after its `calls`-th call
+    (bench/paused.py); send SIGINT once the child says it is paused. Returns
+    (paused: bool, status, stdout, stderr)."""
+    import threading
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"), target,
+                             str(calls), str(script), *map(str, args)], cwd=cwd, env=_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    guard = threading.Timer(HANG_SECONDS, proc.kill)
+    guard.start()
+    err = []
+    drain = threading.Thread(target=lambda: err.append(proc.stderr.read()))
+    drain.start()                          # a full stderr pipe must not block the child
+    lines, paused = [], False
+    try:
+        for line in proc.stdout:           # the event: the child's own line
+            lines.append(line)
+            if line.startswith("PAUSED "):
+                paused = True
+                proc.send_signal(signal.SIGINT)
+                break
+        lines.append(proc.stdout.read())
+        proc.wait()
+        drain.join()
+    finally:
+        guard.cancel()
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdin.close()
+    return paused, proc.returncode, "".join(lines), "".join(err)
 
 
 def test_convert_ctrl_c(tmp_path):
-    """SIGINT while converting (during --verify's forward, after the weights are read):
-    status non-zero, a one-line message, no .pth and no temp file."""
+    """SIGINT while converting (inside --verify's forward, after the weights are read):
+    status 130, a one-line message, no .pth and no temp file."""
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.Popen([sys.executable, str(CONVERT), str(SLIM / "weights.caffemodel"),
-                             "-o", str(out / "o.pth"), "--verify"], cwd=tmp_path, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    try:
-        sent = _interrupt_when(proc, r"^verify: running", lines)
-        rest, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert sent, "the conversion ended before it could be interrupted:\n" + "".join(lines)
-    assert_clean_failure(proc.returncode, err, "interrupt")
+    paused, rc, stdout, err = interrupted_run(
+        "psp_torch.pspnet:PSPNet.forward", 0, CONVERT,
+        [SLIM / "weights.caffemodel", "-o", out / "o.pth", "--verify"], tmp_path)
+    assert paused, "the conversion never reached the forward:\n" + stdout + err
+    assert "verify: running" in stdout, stdout
+    assert rc == 130, (rc, err)
+    assert_clean_failure(rc, err, "interrupt")
     assert files_under(out) == set(), files_under(out)
 
 
@@ -508,31 +526,20 @@ def test_eval_ctrl_c_then_resume_matches_uninterrupted(tmp_path):
     r = run_cli([EVAL, *eval_args(data, ref)], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
 
-    proc = subprocess.Popen([sys.executable, str(EVAL), *map(str, eval_args(data, out))],
-                            cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        labels = out / "labels"
-        t0 = time.time()
-        while time.time() - t0 < 60 and proc.poll() is None:
-            if labels.is_dir() and sum(1 for p in labels.iterdir()
-                                        if not p.name.startswith(".")) >= 5:
-                proc.send_signal(signal.SIGINT)
-                break
-            time.sleep(0.01)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    paused, rc, _, err = interrupted_run("pspnet_caffe.eval.outputs:Writer.write", 5, EVAL,
+                                         eval_args(data, out), tmp_path)
+    assert paused, err
+    labels = out / "labels"
     done = len([p for p in labels.iterdir() if not p.name.startswith(".")])
-    assert 5 <= done < 30, f"not interrupted in the middle ({done} of 30 written)"
-    assert_clean_failure(proc.returncode, err, "interrupt")
+    assert done == 5, f"interrupted after the 5th image, {done} of 30 written"
+    assert rc == 130, (rc, err)
+    assert_clean_failure(rc, err, "interrupt")
     assert not temp_leftovers(out)
     assert not (out / "results.json").exists()
 
     r = run_cli([EVAL, *eval_args(data, out, "--resume")], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert f"({done} resumed)" in r.stdout or "resumed" in r.stdout
+    assert f"({done} resumed)" in r.stdout, r.stdout
     assert (out / "results.json").read_text() == (ref / "results.json").read_text()
     for p in (ref / "labels").iterdir():
         assert (out / "labels" / p.name).read_bytes() == p.read_bytes(), p.name
