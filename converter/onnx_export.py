@@ -30,6 +30,7 @@ and config are stored as ONNX ``metadata_props``, each value a JSON string.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -149,6 +150,8 @@ def export_onnx(model, out, *, example_size: int | None = None, opset: int = OPS
     net = ExportablePSPNet(model).eval()
     example = torch.zeros(2, 3, side, side)
     batch, height, width = (torch.export.Dim.DYNAMIC,) * 3
+    # the exporter logs a warning per torchvision operator it cannot register: not ours
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with torch.no_grad():
         program = torch.onnx.export(net, (example,), None, dynamo=True, opset_version=opset,
                                     input_names=[INPUT], output_names=[OUTPUT],

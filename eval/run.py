@@ -4,6 +4,7 @@ one's own images.
     python eval/run.py --dataset ade20k --data-root DIR --weights X.pth [--ms] [--out DIR]
     torchrun --nproc_per_node=4 eval/run.py --dataset cityscapes --data-root DIR --weights X.pth
     python eval/run.py --image photo.jpg --weights X.pth [--ms] --out DIR
+    python eval/run.py --dataset voc --data-root DIR --onnx X.onnx   # ONNX Runtime instead of torch
 
 See eval/README.md for the protocol, the outputs and the expected numbers.
 """

@@ -190,7 +190,18 @@ def test_released_configuration_full_size_onnx_matches_pytorch(name, tmp_path):
 
 # ---------------------------------------------------------------- eval/run.py --onnx
 
+def _numbers(tree, path=""):
+    """Every number of a results.json with its path; strings and the rest as they are."""
+    if isinstance(tree, dict):
+        return {k: v for key in tree for k, v in _numbers(tree[key], f"{path}/{key}").items()}
+    if isinstance(tree, list):
+        return {k: v for i, x in enumerate(tree) for k, v in _numbers(x, f"{path}/{i}").items()}
+    return {path: tree}
+
+
 def test_eval_run_onnx_gives_the_torch_results(slim, tmp_path, capsys):
+    """The authors' protocol (sliding windows over the 500-pixel sample images, mirror)
+    driving ONNX Runtime: the same results.json up to 1e-3 (probabilities, mIoU, ...)."""
     from pspnet_caffe.eval import run as eval_run
     _, onnx_path, pth = slim("pspnet101_voc_slim")
     samples = oracle.ORACLE.parent / "samples"
@@ -199,17 +210,25 @@ def test_eval_run_onnx_gives_the_torch_results(slim, tmp_path, capsys):
     assert eval_run.main(["--weights", str(pth), "--out", str(tmp_path / "torch")] + common) == 0
     assert eval_run.main(["--onnx", str(onnx_path), "--out", str(tmp_path / "onnx")] + common) == 0
     capsys.readouterr()
-    a = json.loads((tmp_path / "torch" / "results.json").read_text())
-    b = json.loads((tmp_path / "onnx" / "results.json").read_text())
-    assert a["model"] == b["model"] and a["settings"] == b["settings"]
+    a = _numbers(json.loads((tmp_path / "torch" / "results.json").read_text()))
+    b = _numbers(json.loads((tmp_path / "onnx" / "results.json").read_text()))
+    assert a.keys() == b.keys()
+    worst = 0.0
+    for key, x in a.items():
+        if isinstance(x, float) and isinstance(b[key], float):
+            worst = max(worst, abs(x - b[key]))
+        else:
+            assert x == b[key], key
     probs = sorted((tmp_path / "torch" / "probs").glob("*.npy"))
     assert len(probs) == 2
+    dev, agree = 0.0, 1.0
     for p in probs:
         pa, pb = np.load(p), np.load(tmp_path / "onnx" / "probs" / p.name)
-        assert np.abs(pa - pb).max() <= 1e-3                         # probabilities
-        assert (pa.argmax(0) == pb.argmax(0)).mean() >= AGREE
-    for key in ("miou", "pixel_acc", "mean_acc"):
-        if key in a:
-            assert abs(a[key] - b[key]) <= 1e-3, key
-    assert eval_run.main(["--onnx", str(onnx_path), "--precision", "bf16", "--out",
-                          str(tmp_path / "x")] + common) != 0
+        dev = max(dev, float(np.abs(pa - pb).max()))
+        agree = min(agree, float((pa.argmax(0) == pb.argmax(0)).mean()))
+    print(f"eval --onnx vs --weights: max |prob diff| {dev:.3g}, argmax agreement {agree:.6f}, "
+          f"largest results.json difference {worst:.3g}")
+    assert dev <= 1e-3 and agree >= AGREE and worst <= 1e-3
+    with pytest.raises(SystemExit, match="--precision bf16 does not apply"):
+        eval_run.main(["--onnx", str(onnx_path), "--precision", "bf16", "--out",
+                       str(tmp_path / "x")] + common)
