@@ -161,6 +161,10 @@ def test_export_cli_onnx_keeps_existing_and_refuses_caffenet(slim, tmp_path, cap
     with pytest.raises(SystemExit) as e:
         export_main([str(pth)])
     assert e.value.code == 2 and "nothing to write" in capsys.readouterr().err
+    case = oracle.cases("layers")[0]                         # a generic net: no ONNX export
+    generic = convert(case.caffemodel, case.prototxt, out=tmp_path / "g.pth", log=_quiet)
+    assert export_main([str(generic), "--onnx", str(tmp_path / "g.onnx")]) == 2
+    assert "generic CaffeNet" in capsys.readouterr().err and not (tmp_path / "g.onnx").exists()
 
 
 FULL = {"pspnet50_ade20k": pytest.param("pspnet50_ade20k"),
