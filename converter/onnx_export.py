@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -152,7 +153,8 @@ def export_onnx(model, out, *, example_size: int | None = None, opset: int = OPS
     batch, height, width = (torch.export.Dim.DYNAMIC,) * 3
     # the exporter logs a warning per torchvision operator it cannot register: not ours
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)      # torch.export internals' notices
         program = torch.onnx.export(net, (example,), None, dynamo=True, opset_version=opset,
                                     input_names=[INPUT], output_names=[OUTPUT],
                                     dynamic_shapes={"data": {0: batch, 2: height, 3: width}},
