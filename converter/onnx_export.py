@@ -21,8 +21,9 @@ symbolic size, so one graph serves every batch and input size:
   ``l0h * (l0w * a + l1w * b) + l1h * (l0w * c + l1w * d)`` as Gather/Mul/Add:
   the same float operations as `psp_torch.layers.interp`.
 
-The exporter is ``torch.onnx.export(..., dynamo=True)`` (torch.export + onnxscript),
-opset `OPSET`; input ``data`` (N, 3, H, W) float32 BGR mean-subtracted, output
+The exporter is ``torch.onnx.export(..., dynamo=True)`` (torch.export + onnxscript;
+the legacy TorchScript exporter gives the same graph from this module, see
+converter/README.md), opset `OPSET`; input ``data`` (N, 3, H, W) float32 BGR mean-subtracted, output
 ``scores`` (N, classes, H, W), raw scores (Caffe's conv6_interp), with ``N``, ``H``,
 ``W`` dynamic. The model's meta (name, dataset, classes, palette, crop, mean, ...)
 and config are stored as ONNX ``metadata_props``, each value a JSON string.
