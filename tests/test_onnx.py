@@ -156,14 +156,15 @@ def test_export_cli_onnx_keeps_existing_and_refuses_caffenet(slim, tmp_path, cap
     _, _, pth = slim("pspnet50_ade20k_slim")
     out = tmp_path / "m.onnx"
     out.write_bytes(b"keep")
-    assert export_main([str(pth), "--onnx", str(out)]) == 2
+    # a runtime error: one line, non-zero status (2 today; 1 under psp_torch.cli)
+    assert export_main([str(pth), "--onnx", str(out)]) not in (0, None)
     assert out.read_bytes() == b"keep" and "exists" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         export_main([str(pth)])
     assert e.value.code == 2 and "nothing to write" in capsys.readouterr().err
     case = oracle.cases("layers")[0]                         # a generic net: no ONNX export
     generic = convert(case.caffemodel, case.prototxt, out=tmp_path / "g.pth", log=_quiet)
-    assert export_main([str(generic), "--onnx", str(tmp_path / "g.onnx")]) == 2
+    assert export_main([str(generic), "--onnx", str(tmp_path / "g.onnx")]) not in (0, None)
     assert "generic CaffeNet" in capsys.readouterr().err and not (tmp_path / "g.onnx").exists()
 
 
