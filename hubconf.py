@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path as _Path
 from urllib.parse import urlparse as _urlparse
 
-dependencies = ["torch", "numpy"]
+dependencies = ["torch", "numpy", "google.protobuf", "tqdm"]   # what `import psp_torch` needs
 
 
 def _local(weights) -> _Path:
