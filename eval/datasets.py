@@ -10,7 +10,11 @@ Labels are returned in the network's class ids: 0..C-1, 255 = ignored.
   0 ("other") -> 255, k -> k - 1.
 - Cityscapes: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png``; labels
   ``gtFine/<split>/<city>/*_gtFine_labelTrainIds.png`` when present (used as they are), else
-  ``*_gtFine_labelIds.png`` mapped with the official id -> trainId table.
+  ``*_gtFine_labelIds.png`` mapped with the official id -> trainId table. Instances (for the
+  iIoU scores) from ``*_gtFine_instanceIds.png`` beside the label: values above 1000 are
+  ``labelId * 1000 + instance number``; instances of classes ignored in evaluation (caravan,
+  trailer) are dropped, as the official script does. A missing instance file is allowed: the
+  run then reports no iIoU and says why.
 - The authors' list files (``--list``): ``image [label]`` per line, paths relative to the
   data root (a leading "/" is allowed, as in their VOC list); labels follow the dataset's
   convention above.
@@ -21,11 +25,13 @@ ignored (as MATLAB's imread does).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .metrics import INSTANCE_KEY, InstanceScheme
 
 DATASETS = ("voc", "ade20k", "cityscapes")
 
@@ -49,12 +55,24 @@ def _lut(pairs: dict[int, int]) -> np.ndarray:
 CITYSCAPES_LUT = _lut(CITYSCAPES_TRAIN_IDS)
 ADE20K_LUT = _lut({k: k - 1 for k in range(1, 151)})
 
+# The Cityscapes benchmark's categories (labels.py, void left out: it has no evaluated class)
+# and the average instance size per class (evalPixelLevelSemanticLabeling.py, args.avgClassSize;
+# caravan and trailer are ignored in evaluation), in trainIds.
+CITYSCAPES_SCHEME = InstanceScheme(
+    categories=(("flat", (0, 1)), ("construction", (2, 3, 4)), ("object", (5, 6, 7)),
+                ("nature", (8, 9)), ("sky", (10,)), ("human", (11, 12)),
+                ("vehicle", (13, 14, 15, 16, 17, 18))),
+    avg_size={11: 3462.4756337644, 12: 3930.4788056518, 13: 12794.0202738185,
+              14: 27855.1264367816, 15: 35732.1511111111, 16: 67583.7075812274,
+              17: 6298.7200839748, 18: 4672.3249222261})
+
 
 @dataclass(frozen=True)
 class Sample:
     name: str                   # output file stem
     image: Path
     label: Path | None = None
+    instances: Path | None = None   # Cityscapes gtFine_instanceIds (may be absent on disk)
 
 
 class DatasetError(ValueError):
@@ -106,8 +124,18 @@ def cityscapes_samples(root: str | Path, split: str = "val") -> list[Sample]:
             label = gt / f"{stem}_gtFine_labelTrainIds.png"
             if not label.exists():
                 label = gt / f"{stem}_gtFine_labelIds.png"
-        out.append(Sample(p.name[: -len(".png")], p, label))
+        out.append(Sample(p.name[: -len(".png")], p, label, cityscapes_instance_path(label)))
     return out
+
+
+def cityscapes_instance_path(label: Path | None) -> Path | None:
+    """The gtFine_instanceIds file beside a gtFine label file (None for other names)."""
+    if label is None:
+        return None
+    for kind in ("_gtFine_labelTrainIds.png", "_gtFine_labelIds.png"):
+        if label.name.endswith(kind):
+            return label.with_name(label.name[: -len(kind)] + "_gtFine_instanceIds.png")
+    return None
 
 
 def list_samples(root: str | Path, list_file: str | Path) -> list[Sample]:
@@ -129,7 +157,10 @@ def list_samples(root: str | Path, list_file: str | Path) -> list[Sample]:
 def samples(dataset: str, root: str | Path, split: str = "val",
             list_file: str | Path | None = None) -> list[Sample]:
     if list_file is not None:
-        return list_samples(root, list_file)
+        items = list_samples(root, list_file)
+        if dataset == "cityscapes":
+            items = [replace(s, instances=cityscapes_instance_path(s.label)) for s in items]
+        return items
     readers = {"voc": voc_samples, "ade20k": ade20k_samples, "cityscapes": cityscapes_samples}
     if dataset not in readers:
         raise DatasetError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
@@ -200,6 +231,38 @@ def read_label(path: str | Path, dataset: str, num_classes: int) -> np.ndarray:
     return lab
 
 
+def read_instances(path: str | Path, dataset: str, shape: tuple) -> np.ndarray:
+    """gtFine_instanceIds -> (H, W) int32: trainId * 1000 + instance number, -1 elsewhere
+    (the official script's ``instanceIds > 1000``, classes ignored in evaluation dropped)."""
+    if dataset != "cityscapes":
+        raise DatasetError(f"{path}: instance maps are read for cityscapes only")
+    raw = read_png_values(path)
+    if raw.shape != tuple(shape):
+        raise DatasetError(f"{path}: instance map is {raw.shape[0]}x{raw.shape[1]}, its label "
+                           f"is {shape[0]}x{shape[1]}")
+    return decode_cityscapes_instances(raw)
+
+
+def decode_cityscapes_instances(raw: np.ndarray) -> np.ndarray:
+    """instanceIds values -> trainId * 1000 + instance number where the value is above 1000
+    and its labelId (value // 1000) is evaluated; -1 elsewhere."""
+    raw = raw.astype(np.int64)
+    label_id = raw // 1000
+    train_id = np.where(label_id < 256, CITYSCAPES_LUT[np.clip(label_id, 0, 255)], IGNORE)
+    keep = (raw > 1000) & (train_id != IGNORE)
+    return np.where(keep, train_id.astype(np.int64) * INSTANCE_KEY + raw % 1000,
+                    -1).astype(np.int32)
+
+
+def read_ground_truth(sample: Sample, dataset: str, num_classes: int):
+    """(label, instances or None): instances when the sample names an existing instance file."""
+    lab = read_label(sample.label, dataset, num_classes)
+    inst = None
+    if sample.instances is not None and Path(sample.instances).is_file():
+        inst = read_instances(sample.instances, dataset, lab.shape)
+    return lab, inst
+
+
 # ---------------------------------------------------------------- output ids
 
 def to_dataset_ids(pred: np.ndarray, dataset: str) -> np.ndarray:
@@ -216,9 +279,11 @@ def to_dataset_ids(pred: np.ndarray, dataset: str) -> np.ndarray:
 
 
 def from_dataset_ids(ids: np.ndarray, dataset: str) -> np.ndarray:
-    """Inverse of to_dataset_ids (used by --resume)."""
+    """Inverse of to_dataset_ids (used by --resume). Ids that name no class (ADE20K 0 "other",
+    Cityscapes void ids) become 255: they score as misses, as the official tools count them."""
     if dataset == "ade20k":
-        return ids.astype(np.int64) - 1
+        ids = ids.astype(np.int64)
+        return np.where(ids == 0, IGNORE, ids - 1)
     if dataset == "cityscapes":
         return CITYSCAPES_LUT[ids].astype(np.int64)
     return ids.astype(np.int64)

@@ -7,7 +7,9 @@ Layout under OUT:
 - ``color/<name>.png``: RGB with the dataset palette;
 - ``probs/<name>.npy``: float32 (C, H, W) final probabilities (``--save-probs``);
 - ``overlay/<name>.png``: image and colours blended half and half (``--image``).
-The label PNG is written last: its presence marks a finished image (``--resume``).
+The label PNG is written last: its presence marks a finished image (``--resume``). It also
+carries the image's MATLAB-softmax counts as PNG text chunks (``meta``), so that a resumed run
+reports the same counts; image readers (the official scripts included) ignore them.
 """
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from psp_torch.classes import PALETTES, voc_colormap
+from psp_torch.classes import CLASS_NAMES, PALETTES, voc_colormap
 from psp_torch.io import atomic_write
 
-from .datasets import from_dataset_ids, read_png_values, to_dataset_ids
+from .datasets import IGNORE, DatasetError, from_dataset_ids, read_png_values, to_dataset_ids
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
@@ -29,15 +31,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def png_bytes(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
+def png_bytes(array: np.ndarray, palette: np.ndarray | None = None,
+              meta: dict | None = None) -> bytes:
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+    info = None
+    if meta:
+        info = PngInfo()
+        for k, v in meta.items():
+            info.add_text(str(k), str(v))
     if palette is not None:
         im = Image.fromarray(array.astype(np.uint8), mode="P")
         im.putpalette(palette.astype(np.uint8).reshape(-1).tolist())
     else:
         im = Image.fromarray(np.ascontiguousarray(array))
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    im.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
 
 
@@ -61,7 +70,7 @@ class Writer:
         return PALETTES[self.dataset][pred]
 
     def write(self, name: str, pred: np.ndarray, probs: np.ndarray | None = None,
-              image: np.ndarray | None = None) -> None:
+              image: np.ndarray | None = None, meta: dict | None = None) -> None:
         colour = self.colour(pred)
         atomic_write_bytes(self.out / "color" / f"{name}.png", png_bytes(colour))
         if image is not None:
@@ -74,12 +83,29 @@ class Writer:
             atomic_write_bytes(self.probs_path(name), buf.getvalue())
         ids = to_dataset_ids(pred, self.dataset)
         palette = voc_colormap(256) if self.dataset == "voc" else None
-        atomic_write_bytes(self.label_path(name), png_bytes(ids, palette))
+        atomic_write_bytes(self.label_path(name), png_bytes(ids, palette, meta))
 
     def finished(self, name: str, need_probs: bool) -> bool:
         return self.label_path(name).is_file() and (
             not need_probs or self.probs_path(name).is_file())
 
+    def read_meta(self, name: str) -> dict:
+        """The text chunks of a finished image's label PNG (empty for other PNGs)."""
+        from PIL import Image
+        with Image.open(self.label_path(name)) as im:
+            return dict(getattr(im, "text", {}) or {})
+
     def read_prediction(self, name: str) -> np.ndarray:
-        """Class ids 0..C-1 of a finished image, rebuilt from its label PNG."""
-        return from_dataset_ids(read_png_values(self.label_path(name)), self.dataset)
+        """Class ids 0..C-1 (255: an id naming no class, a miss) of a finished image, rebuilt
+        from its label PNG; ids outside the dataset's are an error naming the file."""
+        path = self.label_path(name)
+        ids = read_png_values(path)
+        pred = from_dataset_ids(ids, self.dataset)
+        n = len(CLASS_NAMES[self.dataset])
+        bad = np.unique(ids[(pred != IGNORE) & ((pred < 0) | (pred >= n))
+                            | ((pred == IGNORE) & (self.dataset == "voc"))
+                            | ((ids > 33) & (self.dataset == "cityscapes"))])
+        if bad.size:
+            raise DatasetError(f"{path}: prediction ids {bad.tolist()[:10]} are not "
+                               f"{self.dataset} class ids")
+        return pred

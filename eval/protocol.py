@@ -19,11 +19,22 @@ For an RGB uint8 image of ori_rows x ori_cols and each scale s:
    per-pixel window count, then cropped to new_rows x new_cols.
 3. Each window: net input = (pixel - mean), channels BGR, (1, 3, crop, crop). The net runs on
    it and on its left-right mirror; the raw scores (the mirrored one flipped back) are summed
-   and exp-normalised over classes (softmax of the sum).
+   and exp-normalised over classes (softmax of the sum): ``softmax="stable"`` subtracts the
+   maximum first; ``"matlab"`` is caffe_process.m's ``exp(s) ./ sum(exp(s))`` in float32,
+   which overflows where a summed score exceeds log(FLT_MAX) = 88.7228 (Inf / Inf = NaN for
+   that class, x / Inf = 0 for the others) and gives 0 / 0 = NaN where every exp underflows.
 4. The per-scale map is resized to ori_rows x ori_cols (imresize bilinear on float32, with
    anti-aliasing when shrinking) and renormalised over classes (divided by its class sum).
 5. The maps of all scales are summed and divided by the number of scales; prediction = argmax
-   over classes (first maximum on ties).
+   over classes as MATLAB's max: the first maximum on ties, NaN ignored, index 0 (MATLAB's 1)
+   where every class is NaN.
+
+NaN (matlab softmax) travels as MATLAB's arithmetic carries it: through the window sums and
+the division by the window count, to every output pixel of imresize whose taps include it,
+through the renormalisation to every class of that pixel, and through the scale sum. Every run
+also follows where MATLAB's softmax would go wrong, whichever softmax it uses: a validity
+channel (1 = normal, 0 = every class 0 because the class sum overflowed, NaN) rides along the
+probabilities through the same windows and resizes (``segment_counted``, ``SoftmaxCounts``).
 """
 from __future__ import annotations
 
@@ -52,6 +63,60 @@ class Settings:
     batch: int = 2              # windows (and mirrors) per network call
     device: str = "cpu"
     precision: str = "fp32"     # "fp32" | "bf16" | "fp16"
+    softmax: str = "stable"     # "stable" | "matlab" (caffe_process.m's float32 exp, NaN path)
+
+
+SOFTMAX_MODES = ("stable", "matlab")
+
+
+@dataclass
+class SoftmaxCounts:
+    """Where MATLAB's float32 exp(score) softmax goes wrong, in output-image pixels.
+
+    nan_pixels: MATLAB's final probabilities are NaN (its max then picks class 1, our 0);
+    altered_pixels: not NaN, but a window pixel whose every class became 0 (class sum
+    overflowed without any single exp overflowing) contributed, so MATLAB's probabilities
+    differ from the stable ones; images: images with either kind; checked: images followed
+    (a resumed image, read back from its PNG, is not).
+    """
+    nan_pixels: int = 0
+    altered_pixels: int = 0
+    images: int = 0
+    checked: int = 0
+
+    def add(self, other: "SoftmaxCounts") -> "SoftmaxCounts":
+        self.nan_pixels += other.nan_pixels
+        self.altered_pixels += other.altered_pixels
+        self.images += other.images
+        self.checked += other.checked
+        return self
+
+    def to_vector(self) -> np.ndarray:
+        return np.array([self.nan_pixels, self.altered_pixels, self.images, self.checked],
+                        np.int64)
+
+    @classmethod
+    def from_vector(cls, v) -> "SoftmaxCounts":
+        return cls(*(int(x) for x in v))
+
+    _META = "pspnet_caffe.matlab_softmax"
+
+    def as_meta(self) -> dict:
+        """One image's counts as a PNG text chunk (kept with its label PNG for --resume)."""
+        return {self._META: f"nan_pixels={self.nan_pixels} altered_pixels={self.altered_pixels}"}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "SoftmaxCounts":
+        """Inverse of as_meta; an image without the chunk counts as not checked."""
+        text = meta.get(cls._META)
+        if text is None:
+            return cls()
+        try:
+            fields = dict(kv.split("=") for kv in text.split())
+            nan, altered = int(fields["nan_pixels"]), int(fields["altered_pixels"])
+        except (ValueError, KeyError):
+            return cls()
+        return cls(nan, altered, int(nan + altered > 0), 1)
 
 
 def matlab_round(x: float) -> int:
@@ -127,11 +192,42 @@ def _autocast(settings: Settings):
     return torch.autocast(device_type=dev, dtype=dtype)
 
 
-def window_probs(model: Model, inputs: torch.Tensor, settings: Settings) -> torch.Tensor:
+def softmax(scores: torch.Tensor, mode: str = "stable") -> torch.Tensor:
+    """Softmax over dim 1 of float32 scores: "stable" (maximum subtracted) or "matlab"
+    (``exp(s) ./ sum(exp(s), 3)`` in single precision, overflow and NaN included)."""
+    if mode == "stable":
+        return torch.softmax(scores, dim=1)
+    if mode == "matlab":
+        e = torch.exp(scores)
+        return e / e.sum(dim=1, keepdim=True)
+    raise ValueError(f"softmax must be one of {SOFTMAX_MODES}, got {mode!r}")
+
+
+def matlab_validity(scores: torch.Tensor) -> torch.Tensor:
+    """(N, 1, h, w) float32: what MATLAB's softmax makes of each pixel's class sum:
+    NaN where a class's exp overflows (Inf / Inf), every exp underflows (0 / 0) or a score is
+    NaN; 0 where only the class sum overflows (every class x / Inf = 0); 1 elsewhere.
+
+    A pixel whose maximum score m has -87 <= m <= 88 - ln(C) is 1 for certain (exp(m) is a
+    normal float32, and C * exp(m) < FLT_MAX): exp is only taken when some pixel is not."""
+    top = scores.amax(dim=1, keepdim=True)
+    sure = (top >= -87.0) & (top <= 88.0 - math.log(scores.shape[1]))
+    if bool(sure.all()):
+        return torch.ones_like(top)
+    e = torch.exp(scores)
+    total = e.sum(dim=1, keepdim=True)
+    nan = e.isinf().any(dim=1, keepdim=True) | (total == 0) | total.isnan()
+    v = torch.where(total.isinf(), 0.0, 1.0).to(scores.dtype)
+    return torch.where(nan, torch.full_like(v, float("nan")), v)
+
+
+def window_probs(model: Model, inputs: torch.Tensor, settings: Settings,
+                 validity: bool = False) -> torch.Tensor:
     """caffe_process.m for N windows (N, 3, crop, crop) -> (N, C, crop, crop) float32.
 
     The windows and their mirrors go through the net in batches of settings.batch; raw scores
-    of a window and of its mirror (flipped back) are summed, then softmax over classes.
+    of a window and of its mirror (flipped back) are summed, then softmax over classes
+    (settings.softmax). validity: append matlab_validity as channel C.
     """
     inputs = inputs.to(settings.device)
     n = inputs.shape[0]
@@ -149,28 +245,31 @@ def window_probs(model: Model, inputs: torch.Tensor, settings: Settings) -> torc
                          f"({settings.num_classes}, {inputs.shape[2]}, {inputs.shape[3]})")
     if settings.flip:
         scores = scores[:n] + scores[n:].flip(-1)
-    return torch.softmax(scores, dim=1)
+    probs = softmax(scores, settings.softmax)
+    return torch.cat([probs, matlab_validity(scores)], dim=1) if validity else probs
 
 
-def scale_probs(model: Model, img_scaled: np.ndarray, settings: Settings) -> torch.Tensor:
-    """scale_process.m up to the crop back: (C, new_rows, new_cols) float32 probabilities."""
+def scale_probs(model: Model, img_scaled: np.ndarray, settings: Settings,
+                validity: bool = False) -> torch.Tensor:
+    """scale_process.m up to the crop back: (C, new_rows, new_cols) float32 probabilities
+    (C + 1 channels with validity, the last one averaged over windows like the others)."""
     crop = settings.crop_size
     rows, cols = img_scaled.shape[:2]
     if max(rows, cols) <= crop:
         x = torch.from_numpy(net_input(img_scaled, crop, settings.mean_rgb))[None]
-        return window_probs(model, x, settings)[0, :, :rows, :cols]
+        return window_probs(model, x, settings, validity)[0, :, :rows, :cols]
     padded = pad_bottom_right(img_scaled, crop, crop, settings.mean_rgb)
     pad_rows, pad_cols = padded.shape[:2]
     corners = windows(pad_rows, pad_cols, crop)
-    total = torch.zeros((settings.num_classes, pad_rows, pad_cols), dtype=torch.float32,
-                        device=settings.device)
+    total = torch.zeros((settings.num_classes + validity, pad_rows, pad_cols),
+                        dtype=torch.float32, device=settings.device)
     count = torch.zeros((1, pad_rows, pad_cols), dtype=torch.float32, device=settings.device)
     step = max(1, settings.batch)  # windows per group: bounded memory on large images
     for g in range(0, len(corners), step):
         group = corners[g:g + step]
         inputs = np.stack([net_input(padded[y:y + crop, x:x + crop], crop, settings.mean_rgb)
                            for y, x in group])
-        probs = window_probs(model, torch.from_numpy(inputs), settings)
+        probs = window_probs(model, torch.from_numpy(inputs), settings, validity)
         for (y, x), p in zip(group, probs):
             total[:, y:y + crop, x:x + crop] += p
             count[:, y:y + crop, x:x + crop] += 1
@@ -199,22 +298,48 @@ def segment(model: Model, image: np.ndarray, settings: Settings,
     `scaled`: the output of scaled_images(image, settings) when computed elsewhere (the data
     loader's worker processes do it while the network runs).
     """
+    return segment_counted(model, image, settings, scaled)[0]
+
+
+def segment_counted(model: Model, image: np.ndarray, settings: Settings,
+                    scaled: list[np.ndarray] | None = None
+                    ) -> tuple[torch.Tensor, SoftmaxCounts]:
+    """segment() and the SoftmaxCounts of the image (MATLAB's softmax path followed through the
+    validity channel, whichever softmax settings.softmax uses)."""
     if scaled is None:
         scaled = scaled_images(image, settings)
     rows, cols = image.shape[:2]
-    total = None
+    c = settings.num_classes
+    total = nan = altered = None
     for img_s in scaled:
-        p = scale_probs(model, img_s, settings)
-        p = renormalise(imresize(p, (rows, cols), settings.resize, channels_first=True))
+        p = scale_probs(model, img_s, settings, validity=True)
+        if bool((p[c] == 1).all()):        # the usual case: nothing to follow
+            p = imresize(p[:c], (rows, cols), settings.resize, channels_first=True)
+            bad = part = torch.zeros((rows, cols), dtype=torch.bool, device=p.device)
+        else:
+            p = imresize(p, (rows, cols), settings.resize, channels_first=True)
+            v = p[c]
+            bad, part = v.isnan() | (v == 0), (v > 0) & (v < 1)
+        nan = bad if nan is None else nan | bad
+        altered = part if altered is None else altered | part
+        p = renormalise(p[:c])
         total = p if total is None else total + p
-    return total / len(scaled)
+    altered &= ~nan
+    counts = SoftmaxCounts(int(nan.sum()), int(altered.sum()),
+                           int(bool((nan | altered).any())), 1)
+    return total / len(scaled), counts
 
 
 def predict(probs: torch.Tensor) -> np.ndarray:
-    """argmax over classes (first maximum on ties), (H, W) int64."""
+    """argmax over classes as MATLAB's ``[~, i] = max(p, [], 3)``, (H, W) int64: the first
+    maximum on ties; NaN ignored; 0 where every class is NaN (MATLAB's index 1)."""
+    nan = probs.isnan()
+    if nan.any():
+        probs = probs.masked_fill(nan, float("-inf"))
     return probs.argmax(dim=0).cpu().numpy()
 
 
-__all__ = ["Settings", "scaled_size", "window_stride", "grid_count", "window_starts", "windows",
+__all__ = ["Settings", "SoftmaxCounts", "SOFTMAX_MODES", "softmax", "matlab_validity",
+           "segment_counted", "scaled_size", "window_stride", "grid_count", "window_starts", "windows",
            "pad_bottom_right", "net_input", "window_probs", "scale_probs", "renormalise",
            "scaled_images", "segment", "predict", "matlab_round"]

@@ -8,7 +8,8 @@ import json
 import math
 from pathlib import Path
 
-from .metrics import Stats, cityscapes_miou, summary
+from .datasets import CITYSCAPES_SCHEME
+from .metrics import Stats, cityscapes_miou, cityscapes_scores, summary
 from .outputs import atomic_write_bytes
 
 TOLERANCE = 0.1  # points (percent)
@@ -49,10 +50,34 @@ def build_results(stats: Stats, class_names, info: dict, reference, applies) -> 
     })
     if info.get("dataset") == "cityscapes":
         res["miou_cityscapes_script"] = cityscapes_miou(stats)
+        cs = cityscapes_scores(stats, CITYSCAPES_SCHEME)
+        for entry, scores in zip(res["classes"], cs.pop("classes")):
+            entry["iou_cityscapes"], entry["iiou"] = scores["iou"], scores["iiou"]
+        if cs["iiou_class"] is None:
+            cs["iiou_missing"] = (f"gtFine_instanceIds found for {cs['instance_images']} of "
+                                  f"{stats.images} images")
+        res["cityscapes"] = cs
     res["reference"] = None if reference is None else {
         "miou": reference.miou, "pixel_acc": reference.pixel_acc}
     res["verdict"] = verdict(s["miou"], s["pixel_acc"], reference, applies)
     return res
+
+
+def softmax_summary(counts, mode: str) -> tuple[dict, str | None]:
+    """results.json's "softmax" entry and the warning line (None when nothing happened).
+
+    counts: protocol.SoftmaxCounts summed over the run."""
+    info = {"mode": mode, "matlab_nan_pixels": counts.nan_pixels,
+            "matlab_altered_pixels": counts.altered_pixels, "images_affected": counts.images,
+            "images_checked": counts.checked}
+    if counts.nan_pixels == 0 and counts.altered_pixels == 0:
+        return info, None
+    what = ("this run reproduces them (--softmax matlab)" if mode == "matlab" else
+            "this run (--softmax stable) does not; --softmax matlab reproduces them")
+    return info, (f"warning: MATLAB's float32 exp(score) softmax overflows in "
+                  f"{counts.images} image(s): {counts.nan_pixels} pixel(s) NaN (MATLAB's max "
+                  f"picks class 1 there), {counts.altered_pixels} altered; {what} "
+                  f"(eval/README.md, 'The softmax')")
 
 
 def table(res: dict) -> str:
@@ -64,6 +89,32 @@ def table(res: dict) -> str:
         lines.append(f"mIoU (Cityscapes script, present classes): "
                      f"{100 * res['miou_cityscapes_script']:.2f}")
     lines.append(f"pixel accuracy: {100 * res['pixel_acc']:.2f}")
+    if "cityscapes" in res:
+        lines.append(_cityscapes_table(res))
+    return "\n".join(lines)
+
+
+def _pct(x) -> str:
+    return "    n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else \
+        f"{100 * x:7.2f}"
+
+
+def _cityscapes_table(res: dict) -> str:
+    """The official script's two tables: classes and categories, IoU and iIoU."""
+    cs = res["cityscapes"]
+    lines = ["", f"{'Cityscapes':<26} {'IoU':>7} {'iIoU':>7}"]
+    for c in res["classes"]:
+        lines.append(f"{c['id']:>3} {c['name']:<22} {_pct(c['iou_cityscapes'])} "
+                     f"{_pct(c['iiou']) if c['iiou'] is not None else ''}")
+    lines.append(f"{'Score average (classes)':<26} {_pct(cs['iou_class'])} "
+                 f"{_pct(cs['iiou_class'])}")
+    for cat in cs["categories"]:
+        lines.append(f"    {cat['name']:<22} {_pct(cat['iou'])} "
+                     f"{_pct(cat['iiou']) if cat['iiou'] is not None else ''}")
+    lines.append(f"{'Score average (categories)':<26} {_pct(cs['iou_category'])} "
+                 f"{_pct(cs['iiou_category'])}")
+    if "iiou_missing" in cs:
+        lines.append(f"iIoU not computed: {cs['iiou_missing']}")
     return "\n".join(lines)
 
 
@@ -87,4 +138,7 @@ def write_results(out: Path, res: dict) -> None:
         w.writerow([c["id"], c["name"], f"{c['iou']:.6f}", c["intersection"], c["union"]])
     w.writerow(["", "mIoU", f"{res['miou']:.6f}", "", ""])
     w.writerow(["", "pixel_acc", f"{res['pixel_acc']:.6f}", res["correct"], res["labelled"]])
+    for key in ("iou_class", "iiou_class", "iou_category", "iiou_category"):
+        if "cityscapes" in res and res["cityscapes"][key] is not None:
+            w.writerow(["", f"cityscapes_{key}", f"{res['cityscapes'][key]:.6f}", "", ""])
     atomic_write_bytes(Path(out) / "results.csv", buf.getvalue().encode())

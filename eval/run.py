@@ -28,8 +28,9 @@ from tqdm import tqdm
 from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.eval.metrics import Stats, image_stats, summary
 from pspnet_caffe.eval.outputs import Writer
-from pspnet_caffe.eval.protocol import Settings, predict, scaled_images, segment
-from pspnet_caffe.eval.report import build_results, table, write_results
+from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, predict,
+                                        scaled_images, segment, segment_counted)
+from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
 from psp_torch.classes import CLASS_NAMES
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
 
@@ -60,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=2, help="windows (and mirrors) per net call")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     p.add_argument("--resize", choices=("matlab", "opencv"), default="matlab")
+    p.add_argument("--softmax", choices=SOFTMAX_MODES, default="stable",
+                   help="stable, or matlab: caffe_process.m's float32 exp(score) with its "
+                        "overflow to NaN (see eval/README.md)")
     p.add_argument("--crop-size", type=int, help="override (default: preset / model meta)")
     p.add_argument("--base-size", type=int, help="override (default: preset / model meta)")
     p.add_argument("--save-probs", action="store_true", help="OUT/probs/<stem>.npy, float32 CxHxW")
@@ -119,7 +123,7 @@ def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
         base_size=args.base_size or meta.get("base_size", preset.base_size),
         mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
         scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
-        device=args.device, precision=args.precision)
+        device=args.device, precision=args.precision, softmax=args.softmax)
     return dataset, settings, preset
 
 
@@ -158,10 +162,10 @@ class _Items(torch.utils.data.Dataset):
         s = self.items[i]
         if s.name in self.done:
             return i, None, None, None
-        lab = None if s.label is None else \
-            ds.read_label(s.label, self.dataset, self.settings.num_classes)
+        gt = None if s.label is None else \
+            ds.read_ground_truth(s, self.dataset, self.settings.num_classes)
         img = ds.read_image(s.image)
-        return i, img, scaled_images(img, self.settings), lab
+        return i, img, scaled_images(img, self.settings), gt
 
 
 def _as_is(item):
@@ -202,16 +206,22 @@ def run_images(args, model, dataset, settings) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UsageError("missing image(s): " + ", ".join(missing))
+    softmax_counts = SoftmaxCounts()
     for p in tqdm(paths, unit="img", disable=len(paths) < 2):
         img = ds.read_image(p)
-        probs = segment(model, img, settings)
+        probs, nan_counts = segment_counted(model, img, settings)
+        softmax_counts.add(nan_counts)
         pred = predict(probs)
-        writer.write(p.stem, pred, probs.cpu().numpy() if args.save_probs else None, image=img)
+        writer.write(p.stem, pred, probs.cpu().numpy() if args.save_probs else None, image=img,
+                     meta=nan_counts.as_meta())
         names = CLASS_NAMES[dataset]
         ids, counts = np.unique(pred, return_counts=True)
         top = sorted(zip(counts, ids), reverse=True)[:5]
         print(f"{p}: " + ", ".join(f"{names[i]} {100 * c / pred.size:.1f}%" for c, i in top)
               + f" -> {out / 'overlay' / (p.stem + '.png')}")
+    warning = softmax_summary(softmax_counts, settings.softmax)[1]
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 
@@ -256,34 +266,44 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
         _Items(shard, dataset, settings, done), batch_size=None, shuffle=False,
         collate_fn=_as_is, num_workers=args.workers, prefetch_factor=2 if args.workers else None)
     stats = Stats(settings.num_classes)
+    softmax_counts = SoftmaxCounts()
     t0 = time.perf_counter()
     bar = tqdm(total=len(shard), unit="img", disable=rank != 0, dynamic_ncols=True,
                desc=f"{dataset} {split}" + (f" [rank 0 of {world}]" if world > 1 else ""))
     resumed = 0
-    for i, img, scaled, lab in loader:
+    scheme = ds.CITYSCAPES_SCHEME if dataset == "cityscapes" else None
+    for i, img, scaled, gt in loader:
         s = shard[i]
         if img is None:  # finished earlier: rebuild from the saved label PNG
             pred = writer.read_prediction(s.name)
+            softmax_counts.add(SoftmaxCounts.from_meta(writer.read_meta(s.name)))
             if s.label is not None:
-                lab = ds.read_label(s.label, dataset, settings.num_classes)
+                gt = ds.read_ground_truth(s, dataset, settings.num_classes)
             resumed += 1
         else:
+            lab = None if gt is None else gt[0]
             if lab is not None and lab.shape != img.shape[:2]:
                 raise ds.DatasetError(
                     f"{s.label}: label is {lab.shape[0]}x{lab.shape[1]} (rows x cols), its image "
                     f"{s.image} is {img.shape[0]}x{img.shape[1]}")
-            probs = segment(model, img, settings, scaled)
+            probs, counts = segment_counted(model, img, settings, scaled)
+            softmax_counts.add(counts)
             pred = predict(probs)
-            writer.write(s.name, pred, probs.cpu().numpy() if args.save_probs else None)
-        if lab is not None:
-            stats.add(image_stats(pred, lab, settings.num_classes))
+            writer.write(s.name, pred, probs.cpu().numpy() if args.save_probs else None,
+                         meta=counts.as_meta())
+        if gt is not None:
+            stats.add(image_stats(pred, gt[0], settings.num_classes, gt[1], scheme))
             bar.set_postfix(mIoU=f"{100 * summary(stats)['miou']:.2f}", refresh=False)
         bar.update(1)
     bar.close()
     elapsed = time.perf_counter() - t0
     total = Stats.from_vector(_all_reduce(stats.to_vector(), world), settings.num_classes)
+    softmax_counts = SoftmaxCounts.from_vector(_all_reduce(softmax_counts.to_vector(), world))
     if rank != 0:
         return 0
+    softmax_info, warning = softmax_summary(softmax_counts, settings.softmax)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"{len(shard)} images on rank 0 ({resumed} resumed) in {elapsed:.1f}s "
           f"({len(shard) / max(elapsed, 1e-9):.2f} img/s); outputs in {out}")
     if not has_labels:
@@ -295,7 +315,8 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
             "settings": {"scales": list(settings.scales), "flip": settings.flip,
                          "resize": settings.resize, "crop_size": settings.crop_size,
                          "base_size": settings.base_size, "mean_rgb": list(settings.mean_rgb),
-                         "precision": settings.precision}}
+                         "precision": settings.precision, "softmax": settings.softmax},
+            "softmax": softmax_info}
     res = build_results(total, CLASS_NAMES[dataset], info, reference, reason)
     write_results(out, res)
     print(table(res))

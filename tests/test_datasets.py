@@ -134,3 +134,56 @@ def test_dataset_ids_round_trip(dataset, n):
 def test_unknown_layout_is_reported(tmp_path):
     with pytest.raises(ds.DatasetError, match="no 'leftImg8bit'"):
         ds.cityscapes_samples(tmp_path)
+
+
+def test_cityscapes_instance_maps_beside_the_labels(tmp_path):
+    (s,) = ds.cityscapes_samples(SAMPLES, "val")
+    assert s.instances.name == "frankfurt_000000_000294_gtFine_instanceIds.png"
+    lab, inst = ds.read_ground_truth(s, "cityscapes", 19)
+    raw = np.array(Image.open(s.instances))
+    assert inst.shape == lab.shape and set(np.unique(inst // 1000)) == {-1, 11, 13}
+    assert np.array_equal(inst >= 0, raw > 1000)             # persons and cars of the sample
+    assert np.all(lab[inst >= 0] == inst[inst >= 0] // 1000)  # an instance lies on its class
+    # an authors' list file: the instance file is found beside the listed label
+    lst = tmp_path / "list.txt"
+    lst.write_text("leftImg8bit/val/frankfurt/frankfurt_000000_000294_leftImg8bit.png "
+                   "gtFine/val/frankfurt/frankfurt_000000_000294_gtFine_labelIds.png\n")
+    (t,) = ds.samples("cityscapes", SAMPLES / "cityscapes", "val", lst)
+    assert t.instances == s.instances
+    # no instance file: label only, no error
+    shutil.copytree(SAMPLES / "cityscapes", tmp_path / "cityscapes")
+    for f in (tmp_path / "cityscapes").rglob("*_instanceIds.png"):
+        f.unlink()
+    (u,) = ds.cityscapes_samples(tmp_path, "val")
+    lab2, none = ds.read_ground_truth(u, "cityscapes", 19)
+    assert none is None and np.array_equal(lab2, lab)
+
+
+def test_cityscapes_instance_map_of_another_size_is_an_error(tmp_path):
+    shutil.copytree(SAMPLES / "cityscapes", tmp_path / "cityscapes")
+    (s,) = ds.cityscapes_samples(tmp_path, "val")
+    Image.fromarray(np.zeros((4, 4), np.uint16)).save(s.instances)
+    with pytest.raises(ds.DatasetError, match="instanceIds.png: instance map is 4x4"):
+        ds.read_ground_truth(s, "cityscapes", 19)
+
+
+def test_predicted_ids_naming_no_class_read_back_as_255():
+    ade = ds.from_dataset_ids(np.array([0, 1, 150], np.uint8), "ade20k")
+    assert ade.tolist() == [255, 0, 149]
+    cs = ds.from_dataset_ids(np.array([0, 7, 29, 33], np.uint8), "cityscapes")
+    assert cs.tolist() == [255, 0, 255, 18]
+
+
+def test_read_back_predictions_outside_the_dataset_ids_name_the_file(tmp_path):
+    from pspnet_caffe.eval.outputs import Writer
+    for dataset, ids, ok in [("ade20k", [0, 1, 150], [255, 0, 149]), ("ade20k", [151], None),
+                             ("voc", [0, 20], [0, 20]), ("voc", [255], None),
+                             ("cityscapes", [0, 7, 33], [255, 0, 18]), ("cityscapes", [34], None)]:
+        w = Writer(tmp_path / dataset, dataset)
+        w.label_path("x").parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.array([ids], np.uint8)).save(w.label_path("x"))
+        if ok is None:
+            with pytest.raises(ds.DatasetError, match=r"x\.png: prediction ids \[\d+\] are not"):
+                w.read_prediction("x")
+        else:
+            assert w.read_prediction("x").ravel().tolist() == ok

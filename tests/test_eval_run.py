@@ -23,8 +23,10 @@ SAMPLES = ROOT / "tests" / "data" / "samples"
 SLIM_VOC = ROOT / "tests" / "data" / "oracle" / "nets" / "pspnet101_voc_slim"
 
 
-def _tiny_caffe_net(folder: Path, classes: int, crop: int = 473) -> Path:
-    """A one-convolution Caffe net (8x8/s8 conv, Interp zoom 8), written and converted."""
+def _tiny_caffe_net(folder: Path, classes: int, crop: int = 473, hot: float = 0.0,
+                    name: str = "") -> Path:
+    """A one-convolution Caffe net (8x8/s8 conv, Interp zoom 8), written and converted;
+    `hot` is added to class 0's bias."""
     text = f'''name: "tiny_{classes}"
 input: "data"
 input_shape {{ dim: 1 dim: 3 dim: {crop} dim: {crop} }}
@@ -33,20 +35,23 @@ layer {{ name: "score" type: "Convolution" bottom: "data" top: "score"
 layer {{ name: "score_interp" type: "Interp" bottom: "score" top: "score_interp"
   interp_param {{ zoom_factor: 8 }} }}
 '''
-    (folder / f"tiny{classes}.prototxt").write_text(text)
+    stem = f"tiny{classes}{name}"
+    (folder / f"{stem}.prototxt").write_text(text)
     net = load_prototxt(text)
     rng = np.random.RandomState(classes)
-    net.layers[0].blobs = [(rng.randn(classes, 3, 8, 8) * 1e-3).astype(np.float32),
-                           (rng.randn(classes) * 0.1).astype(np.float32)]
-    save_caffemodel(net, folder / f"tiny{classes}.caffemodel")
-    return convert(folder / f"tiny{classes}.caffemodel", folder / f"tiny{classes}.prototxt",
-                   out=folder / f"tiny{classes}.pth", log=lambda *a: None)
+    bias = (rng.randn(classes) * 0.1).astype(np.float32)
+    bias[0] += hot
+    net.layers[0].blobs = [(rng.randn(classes, 3, 8, 8) * 1e-3).astype(np.float32), bias]
+    save_caffemodel(net, folder / f"{stem}.caffemodel")
+    return convert(folder / f"{stem}.caffemodel", folder / f"{stem}.prototxt",
+                   out=folder / f"{stem}.pth", log=lambda *a: None)
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     out = {n: _tiny_caffe_net(d, n) for n in (21, 150, 19)}
+    out["hot150"] = _tiny_caffe_net(d, 150, hot=50.0, name="hot")   # image + mirror: 100
     out["slim_voc"] = convert(SLIM_VOC / "weights.caffemodel", SLIM_VOC / "deploy.prototxt",
                               out=d / "slim_voc.pth", log=lambda *a: None)
     return out
@@ -86,6 +91,7 @@ def test_slim_voc_single_scale_every_output_then_resume(models, tmp_path, capsys
         assert np.array_equal(colour, PALETTES["voc"][pred])
     # --resume: nothing runs, the scores are rebuilt from the saved PNGs
     monkeypatch.setattr(eval_run, "segment", _fail_if_called)
+    monkeypatch.setattr(eval_run, "segment_counted", _fail_if_called)
     before = (out / "results.json").read_text()
     (out / "results.json").unlink()
     text = _run(argv + ["--resume"], capsys)
@@ -97,9 +103,10 @@ def test_multi_scale_tiny_net(models, tmp_path, capsys):
     out = tmp_path / "ms"
     text = _run(["--weights", models[21], "--dataset", "voc", "--split", "val",
                  "--data-root", SAMPLES, "--ms", "--out", out, "--workers", "2", "--batch", "3",
-                 "--limit", "1"], capsys)
+                 "--limit", "1", "--softmax", "matlab"], capsys)
     res = json.loads((out / "results.json").read_text())
     assert res["settings"]["scales"] == list(MS_SCALES) and res["images"] == 1
+    assert res["settings"]["softmax"] == "matlab" and res["softmax"]["matlab_nan_pixels"] == 0
     assert text.strip().splitlines()[-1] == "NO REFERENCE (--limit)"
     for name in ("2007_000033",):
         assert (out / "labels" / f"{name}.png").is_file()
@@ -113,11 +120,47 @@ def test_ade20k_ids_are_one_based(models, tmp_path, capsys):
     for i in (1, 2, 3):
         ids = np.array(Image.open(out / "labels" / f"ADE_val_0000000{i}.png"))
         assert ids.min() >= 1 and ids.max() <= 150
+    res = json.loads((out / "results.json").read_text())
+    assert res["softmax"] == {"mode": "stable", "matlab_nan_pixels": 0, "matlab_altered_pixels": 0,
+                              "images_affected": 0, "images_checked": 3}
+    # a prediction PNG from elsewhere with class 0 ("other"): scored as misses, not an error
+    foreign = out / "labels" / "ADE_val_00000003.png"
+    ids = np.array(Image.open(foreign))
+    ids[:100] = 0
+    Image.fromarray(ids).save(foreign)
+    (out / "results.json").unlink()
+    _run(["--weights", models[150], "--dataset", "ade20k", "--data-root", SAMPLES,
+          "--base-size", "160", "--crop-size", "161", "--out", out, "--workers", "0",
+          "--resume"], capsys)
+    again = json.loads((out / "results.json").read_text())
+    assert again["labelled"] == res["labelled"] and again["correct"] < res["correct"]
+    assert again["softmax"]["images_checked"] == 2                  # the foreign PNG has no counts
+
+
+def test_matlab_softmax_overflow_is_counted_and_reproduced(models, tmp_path, capsys):
+    argv = ["--weights", models["hot150"], "--dataset", "ade20k", "--data-root", SAMPLES,
+            "--base-size", "160", "--crop-size", "161", "--workers", "0", "--limit", "2"]
+    _run(argv + ["--out", tmp_path / "s"])
+    err = capsys.readouterr().err
+    pixels = 683 * 512 + 500 * 364                                   # every pixel overflows
+    assert "warning: MATLAB's float32 exp(score) softmax overflows in 2 image(s): " \
+           f"{pixels} pixel(s) NaN" in err and "--softmax matlab reproduces them" in err
+    stable = json.loads((tmp_path / "s/results.json").read_text())
+    assert stable["softmax"]["matlab_nan_pixels"] == pixels
+    _run(argv + ["--out", tmp_path / "m", "--softmax", "matlab", "--save-probs"])
+    assert "this run reproduces them" in capsys.readouterr().err
+    matlab = json.loads((tmp_path / "m/results.json").read_text())
+    assert matlab["settings"]["softmax"] == "matlab" and matlab["softmax"] == dict(
+        stable["softmax"], mode="matlab")
+    probs = np.load(tmp_path / "m/probs/ADE_val_00000002.npy")
+    assert np.isnan(probs).all()                                     # MATLAB: NaN everywhere
+    ids = np.array(Image.open(tmp_path / "m/labels/ADE_val_00000002.png"))
+    assert (ids == 1).all()                                          # max of all-NaN: index 1
 
 
 def test_cityscapes_label_ids_out_and_script_miou(models, tmp_path, capsys):
     out = tmp_path / "cs"
-    _run(["--weights", models[19], "--dataset", "cityscapes", "--data-root", SAMPLES,
+    text = _run(["--weights", models[19], "--dataset", "cityscapes", "--data-root", SAMPLES,
           "--crop-size", "129", "--base-size", "300", "--scales", "0.5,1", "--out", out,
           "--workers", "0", "--resize", "opencv"], capsys)
     res = json.loads((out / "results.json").read_text())
@@ -126,6 +169,28 @@ def test_cityscapes_label_ids_out_and_script_miou(models, tmp_path, capsys):
     assert ids.shape == (128, 256) and set(np.unique(ids)) <= {7, 8, 11, 12, 13, 17, 19, 20, 21,
                                                                 22, 23, 24, 25, 26, 27, 28, 31,
                                                                 32, 33}
+    cs = res["cityscapes"]
+    assert cs["iou_class"] == res["miou_cityscapes_script"] and cs["instance_images"] == 1
+    assert all(cs[k] is not None for k in ("iiou_class", "iou_category", "iiou_category"))
+    assert [c["name"] for c in cs["categories"]] == ["flat", "construction", "object", "nature",
+                                                     "sky", "human", "vehicle"]
+    assert res["classes"][11]["iiou"] is not None and res["classes"][0]["iiou"] is None
+    assert "iIoU" in text and "Score average (categories)" in text
+    # without gtFine_instanceIds (resumed from the PNGs above): IoU as before, no iIoU, and why
+    root = tmp_path / "cityscapes"
+    shutil.copytree(SAMPLES / "cityscapes", root)
+    for f in root.rglob("*_gtFine_instanceIds.png"):
+        f.unlink()
+    (out / "results.json").unlink()
+    text = _run(["--weights", models[19], "--dataset", "cityscapes", "--data-root", tmp_path,
+                 "--crop-size", "129", "--base-size", "300", "--scales", "0.5,1", "--out", out,
+                 "--workers", "0", "--resize", "opencv", "--resume"], capsys)
+    again = json.loads((out / "results.json").read_text())
+    assert again["cityscapes"]["iou_class"] == cs["iou_class"]
+    assert again["cityscapes"]["iiou_class"] is None and again["cityscapes"]["iiou_category"] is None
+    assert again["cityscapes"]["iiou_missing"] == "gtFine_instanceIds found for 0 of 1 images"
+    assert "iIoU not computed: gtFine_instanceIds found for 0 of 1 images" in text
+    assert again["softmax"] == res["softmax"]                        # kept in the label PNG
 
 
 def test_voc_test_split_official_layout(models, tmp_path, capsys):
@@ -147,6 +212,7 @@ def test_missing_files_stop_before_any_work(models, tmp_path, capsys, monkeypatc
     gone = tmp_path / "VOC2012/SegmentationClass/2007_000129.png"
     gone.unlink()
     monkeypatch.setattr(eval_run, "segment", _fail_if_called)
+    monkeypatch.setattr(eval_run, "segment_counted", _fail_if_called)
     argv = ["--weights", models[21], "--dataset", "voc", "--split", "val",
             "--data-root", tmp_path, "--out", tmp_path / "o", "--workers", "0"]
     with pytest.raises(SystemExit, match="2007_000129.png \\(missing\\)"):

@@ -256,3 +256,117 @@ def test_sliding_windows_match_transcribed_scale_process(shape):
     assert ours.shape == ref.shape[0:1] + shape
     assert ref.min() > 1e-4                                   # no saturated classes
     assert np.allclose(ours.numpy(), ref, rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------- MATLAB's softmax and max
+
+from pspnet_caffe.eval.protocol import (SoftmaxCounts, matlab_validity, segment_counted,  # noqa
+                                        softmax)
+from pspnet_caffe.eval.resize import contributions                                     # noqa
+
+NAN = float("nan")
+
+
+def test_float32_exp_overflows_above_log_flt_max():
+    e = torch.exp(torch.tensor([88.72283172607422, 88.72283935546875], dtype=torch.float32))
+    assert torch.isfinite(e[0]) and torch.isinf(e[1])
+
+
+def test_matlab_softmax_overflow_underflow_cases():
+    # pixels: normal; one class overflows; only the class sum overflows; every exp underflows
+    s = torch.tensor([[1.0, 89.0, 88.5, -110.0], [2.0, 0.0, 88.5, -110.0],
+                      [3.0, 0.0, 88.5, -110.0]]).reshape(1, 3, 1, 4)
+    m = softmax(s, "matlab")[0, :, 0]
+    st = softmax(s, "stable")[0, :, 0]
+    assert torch.allclose(m[:, 0], st[:, 0], atol=1e-7)
+    assert torch.isnan(m[0, 1]) and m[1:, 1].tolist() == [0, 0]       # Inf/Inf, x/Inf
+    assert m[:, 2].tolist() == [0, 0, 0]                              # x/Inf for every class
+    assert torch.isnan(m[:, 3]).all()                                 # 0/0
+    assert torch.isfinite(st).all() and torch.allclose(st.sum(0), torch.ones(4))
+    v = matlab_validity(s)[0, 0, 0]
+    assert v[0] == 1 and torch.isnan(v[1]) and v[2] == 0 and torch.isnan(v[3])
+    with pytest.raises(ValueError, match="softmax"):
+        softmax(s, "fast")
+
+
+def test_predict_is_matlab_max_nan_ignored_all_nan_is_first():
+    p = torch.tensor([[[NAN, NAN, 0.5, NAN]], [[0.2, NAN, 0.5, 0.1]], [[0.8, NAN, 0.1, 0.3]]])
+    assert predict(p).tolist() == [[2, 0, 0, 2]]
+
+
+def test_nan_spreads_through_imresize_to_every_output_with_it_among_its_taps():
+    for src, dst in [((9, 11), (20, 25)), ((20, 25), (9, 11)), ((12, 13), (12, 20))]:
+        a = np.ones((1,) + src, np.float32)
+        r, c = src[0] // 2, src[1] // 3
+        a[0, r, c] = NAN
+        out = imresize(a, dst, channels_first=True)[0]
+        _, rows = contributions(src[0], dst[0])
+        _, cols = contributions(src[1], dst[1])
+        expect = (rows == r).any(1)[:, None] & (cols == c).any(1)[None, :]
+        assert np.array_equal(np.isnan(out), expect) and expect.any()
+        assert np.all(out[~expect] == 1)
+
+
+class Hot(nn.Module):
+    """WindowDependent scores plus `boost` on every class or on class 0 where red > 150."""
+
+    def __init__(self, boost, every_class=False):
+        super().__init__()
+        self.boost, self.every_class = boost, every_class
+        self.base = WindowDependent()
+
+    def forward(self, x):
+        s = self.base(x)
+        hot = (x[:, 2:3] > 150 - 123.68).to(x.dtype) * self.boost
+        if self.every_class:
+            return s * 0 + hot
+        return torch.cat([s[:, :1] + hot, s[:, 1:]], 1)
+
+
+def _hot_image(shape=(18, 23)):
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 120, shape + (3,), dtype=np.uint8)
+    img[4:9, 6:12, 0] = 200                                       # a red patch
+    return img
+
+
+def test_matlab_softmax_scale_process_equals_transcription_nan_included():
+    img = _hot_image()
+    model = Hot(50.0)                                            # image + mirror: 100 > 88.72
+    ours = scale_probs(model, img, _settings(batch=3, softmax="matlab")).numpy()
+    ref = _scale_process_transcribed(model, img, 16, np.array(MEAN, np.float32))
+    assert np.isnan(ref).any() and np.array_equal(np.isnan(ours), np.isnan(ref))
+    assert np.allclose(ours, ref, rtol=1e-5, atol=1e-7, equal_nan=True)
+    stable = scale_probs(model, img, _settings(batch=3)).numpy()
+    assert np.isfinite(stable).all()
+
+
+@pytest.mark.parametrize("boost,every,scales", [(50.0, False, (1.0,)), (50.0, False, (0.5, 1.3)),
+                                                (44.3, True, (1.0,)), (44.3, True, (0.7, 1.2))])
+def test_counts_equal_the_nan_pixels_of_the_matlab_path(boost, every, scales):
+    """The validity channel predicts, in a stable run, exactly the pixels that MATLAB's path
+    turns NaN (and MATLAB's max then labels 0)."""
+    img = _hot_image()
+    st = dict(scales=scales, base_size=22)                       # 23 -> 23 at scale 1: a copy
+    model = Hot(boost, every)
+    p_m, c_m = segment_counted(model, img, _settings(softmax="matlab", **st))
+    p_s, c_s = segment_counted(model, img, _settings(**st))
+    nan = torch.isnan(p_m).any(0)
+    assert c_m == c_s and c_m.checked == 1
+    assert c_m.nan_pixels == int(nan.sum()) > 0 and c_m.images == 1
+    assert torch.isnan(p_m[:, nan]).all()                        # renormalised: whole pixel
+    assert (predict(p_m)[nan.numpy()] == 0).all()
+    assert torch.isfinite(p_s).all()
+    assert np.array_equal(predict(p_m)[~nan.numpy()], predict(p_s)[~nan.numpy()]) or every
+    if every and len(scales) > 1:                                 # zero pixels mixed in: altered
+        assert c_m.altered_pixels > 0
+
+
+def test_counts_are_zero_for_ordinary_scores_and_survive_png_meta():
+    p, c = segment_counted(WindowDependent(), _hot_image(), _settings(scales=(0.5, 1.0)))
+    assert c == SoftmaxCounts(0, 0, 0, 1)
+    c2 = SoftmaxCounts(7, 3, 1, 1)
+    assert SoftmaxCounts.from_meta(c2.as_meta()) == c2
+    assert SoftmaxCounts.from_meta({}) == SoftmaxCounts()         # foreign PNG: not checked
+    total = SoftmaxCounts().add(c2).add(c)
+    assert SoftmaxCounts.from_vector(total.to_vector()) == SoftmaxCounts(7, 3, 1, 2)
