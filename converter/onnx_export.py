@@ -136,10 +136,11 @@ def metadata(model) -> dict[str, str]:
     return props
 
 
-def read_metadata(onnx_model) -> dict:
-    """meta dict back from an ONNX ModelProto's metadata_props (values JSON-decoded)."""
-    props = {p.key: p.value for p in onnx_model.metadata_props}
-    return {k[5:]: json.loads(v) for k, v in props.items() if k.startswith("meta.")}
+def meta_from_props(props) -> dict:
+    """The meta dict back from metadata_props as a {key: value} mapping (ONNX Runtime's
+    ``get_modelmeta().custom_metadata_map``, or ``{p.key: p.value for p in
+    model.metadata_props}``)."""
+    return {k[len("meta."):]: json.loads(v) for k, v in props.items() if k.startswith("meta.")}
 
 
 def export_onnx(model, out, *, example_size: int | None = None, opset: int = OPSET) -> Path:

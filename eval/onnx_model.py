@@ -12,7 +12,6 @@ choice) sets its intra-op threads.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +41,11 @@ class OnnxModel:
             raise ValueError(f"{self.path}: expected one input and one output, got "
                              f"{len(inputs)} and {len(outputs)}")
         self.input_name = inputs[0].name
-        props = self.session.get_modelmeta().custom_metadata_map
-        self.meta = {k[5:]: json.loads(v) for k, v in props.items() if k.startswith("meta.")}
+        from pspnet_caffe.converter.onnx_export import meta_from_props
+        try:
+            self.meta = meta_from_props(self.session.get_modelmeta().custom_metadata_map)
+        except ValueError as exc:              # json.JSONDecodeError
+            raise ValueError(f"{self.path}: unreadable meta in its metadata_props: {exc}") from None
         self.training = False
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import psp_torch
 from pspnet_caffe.converter.convert import convert
 from pspnet_caffe.converter.export import export_onnx_file, main as export_main
 from pspnet_caffe.converter.onnx_export import (OPSET, ave_pool_caffe, export_onnx,
-                                                interp_caffe, max_pool_caffe)
+                                                interp_caffe, max_pool_caffe, meta_from_props)
 from psp_torch.layers.interp import interp
 from psp_torch.layers.pooling import pool2d
 
@@ -140,6 +140,7 @@ def test_onnx_metadata_and_dynamic_axes(slim):
     for key in ("name", "dataset", "num_classes", "class_names", "palette", "crop_size",
                 "base_size", "mean_rgb", "channel_order"):
         assert json.loads(props[f"meta.{key}"]) == model.meta[key], key
+    assert meta_from_props(props) == model.meta
     assert json.loads(props["config"]) == model.config.to_dict()
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
@@ -241,3 +242,15 @@ def test_eval_run_onnx_gives_the_torch_results(slim, tmp_path, capsys):
     with pytest.raises(SystemExit, match="--precision bf16 does not apply"):
         eval_run.main(["--onnx", str(onnx_path), "--precision", "bf16", "--out",
                        str(tmp_path / "x")] + common)
+
+
+def test_eval_run_onnx_bad_file_is_one_line_naming_it(tmp_path, capsys):
+    from pspnet_caffe.eval import run as eval_run
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x07not an onnx model")
+    samples = oracle.ORACLE.parent / "samples"
+    rc = eval_run.main(["--onnx", str(bad), "--dataset", "voc", "--split", "val", "--data-root",
+                        str(samples), "--out", str(tmp_path / "o"), "--workers", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc not in (0, None) and len(err) == 1 and "broken.onnx" in err[0]
+    assert "not a loadable ONNX model" in err[0] and not (tmp_path / "o").exists()
