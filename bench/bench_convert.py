@@ -71,8 +71,9 @@ def run(cmd, env=None) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=3, help="runs per command (best is kept)")
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
+    ap.add_argument("--repeat", type=cli.positive_int, default=3, help="runs per command (best is kept)")
     ap.add_argument("--workdir", default="/tmp/psp_bench_convert")
     ap.add_argument("--make", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -139,10 +138,11 @@ def bench_real(device, repeat):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
     ap.add_argument("--quick", action="store_true", help="smaller arrays, one repeat")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=cli.positive_int, default=3)
     ap.add_argument("--real", action="store_true",
                     help="only the real-network protocol figures (minutes on a CPU)")
     args = ap.parse_args(argv)

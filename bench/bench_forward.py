@@ -14,17 +14,23 @@ use a bf16 mm) measured right before and right after each row's timing; the
 ratio uses the higher of the two, so a drift of the shared machine's load
 between rows does not skew it.
 
+bf16 runs only where the CPU does it fast (`common.cpu_support`: native bf16, or
+oneDNN's AVX512 emulation); elsewhere torch's bf16 matmul is a scalar loop (a 4096
+matmul takes minutes), so the bf16 row and its roofline are skipped and the table
+says why, with a bounded bf16 matmul probe (n = 256) as the figure. ``--bf16 on``
+runs it anyway (its roofline matmul bounded to n = 512).
+
 Weights: random (seeded) with randomised BN statistics, so that folding BN is
 not a no-op; the arithmetic is the same as with the released weights.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fmt, machine_line, matmul_gmacs, peak_rss_mib, table, timeit  # noqa: E402
+from common import (bf16_probe_gmacs, bf16_skip_reason, fmt, machine_line,  # noqa: E402
+                    matmul_gmacs, peak_rss_mib, table, timeit)
 
 import torch  # noqa: E402
 
@@ -90,7 +96,11 @@ def deviation(y, ref) -> float:
     return float((y - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
 
 
-def bench_model(spec: str, variants, repeat: int, warmup: int, mm_n: int, log=print):
+BF16_BOUNDED_MM = 512      # roofline matmul side for bf16 forced on a CPU without fast bf16
+
+
+def bench_model(spec: str, variants, repeat: int, warmup: int, mm_n: int, log=print,
+                mm_n_bf16: int | None = None):
     """Rows for one 'model:size' spec (fp32 first: the reference of the deviations).
 
     Each row's roofline is the ``torch.mm`` throughput (same precision) measured right
@@ -112,9 +122,10 @@ def bench_model(spec: str, variants, repeat: int, warmup: int, mm_n: int, log=pr
             out = call(x).float()
             for _ in range(max(warmup - 1, 0)):
                 call(x)
-            mm_before = matmul_gmacs(mm_n, repeat=3, dtype=dtype)
+            n = (mm_n_bf16 or mm_n) if v == "bf16" else mm_n
+            mm_before = matmul_gmacs(n, repeat=3, dtype=dtype)
             t = timeit(lambda: call(x), repeat=repeat, warmup=0)
-            mm_after = matmul_gmacs(mm_n, repeat=3, dtype=dtype)
+            mm_after = matmul_gmacs(n, repeat=3, dtype=dtype)
         if ref is None:
             ref = out
         dev = 0.0 if v == "fp32" else deviation(out, ref)
@@ -169,11 +180,13 @@ def conv_rows(repeat: int = 3, channels_last: bool = False) -> list:
 
 
 def run(quick: bool = False, specs=None, variants=None, repeat=None, warmup=1,
-        threads=None, mm_n=None, log=print) -> dict:
-    """Measure; returns {"machine", "threads", "roof", "rows"}.
+        threads=None, mm_n=None, log=print, bf16: str = "auto") -> dict:
+    """Measure; returns {"machine", "threads", "roof", "rows", "skipped"}.
 
     Quick: PSPNet50 at 233 (side 8k+1, a quarter of the 473 MACs), fp32, bf16 and fuse,
-    one timed forward each after one untimed, matmul 2048.
+    one timed forward each after one untimed, matmul 2048. `bf16`: "auto" (run it where
+    the CPU does bf16 fast, else skip it and say why), "on" (run it anyway, roofline
+    matmul bounded to BF16_BOUNDED_MM), "off".
     """
     variants = variants or (QUICK_VARIANTS if quick else VARIANTS)
     if threads:
@@ -181,15 +194,33 @@ def run(quick: bool = False, specs=None, variants=None, repeat=None, warmup=1,
     specs = specs or (QUICK if quick else FULL)
     repeat = repeat or (1 if quick else 3)
     n = mm_n or (2048 if quick else 4096)
-    roof_before = {"fp32": matmul_gmacs(n), "bf16": matmul_gmacs(n, dtype=torch.bfloat16)}
-    log(f"matmul {n}: fp32 {roof_before['fp32']:.1f} GMAC/s, bf16 {roof_before['bf16']:.1f} GMAC/s")
+    skipped, n_bf16 = {}, None
+    why = bf16_skip_reason()
+    if "bf16" in variants and (bf16 == "off" or (bf16 == "auto" and why)):
+        probe = bf16_probe_gmacs()
+        skipped["bf16"] = ("--bf16 off" if bf16 == "off" else why) + \
+            f"; bf16 mm at 256: {probe:.2f} GMAC/s"
+        variants = tuple(v for v in variants if v != "bf16")
+        log(f"bf16 skipped: {skipped['bf16']}")
+    elif "bf16" in variants and why:
+        n_bf16 = min(n, BF16_BOUNDED_MM)
+    dtypes = {"fp32": torch.float32}
+    if "bf16" in variants:
+        dtypes["bf16"] = torch.bfloat16
+
+    def roofs():
+        return {k: matmul_gmacs((n_bf16 or n) if k == "bf16" else n, dtype=d)
+                for k, d in dtypes.items()}
+    roof_before = roofs()
+    log(f"matmul {n}: " + ", ".join(f"{k} {v:.1f} GMAC/s" for k, v in roof_before.items()))
     rows = []
     for spec in specs:
-        rows += bench_model(spec, variants, repeat, warmup, n, log)
-    roof_after = {"fp32": matmul_gmacs(n), "bf16": matmul_gmacs(n, dtype=torch.bfloat16)}
+        rows += bench_model(spec, variants, repeat, warmup, n, log, mm_n_bf16=n_bf16)
+    roof_after = roofs()
     roof = {k: max(roof_before[k], roof_after[k]) for k in roof_before}
     return {"machine": machine_line(), "threads": torch.get_num_threads(), "roof": roof,
             "roof_before": roof_before, "roof_after": roof_after, "rows": rows,
+            "skipped": skipped, "mm_n": n, "mm_n_bf16": n_bf16, "specs": specs,
             "peak_rss_mib": peak_rss_mib()}
 
 
@@ -199,24 +230,35 @@ def report(res: dict) -> str:
              "-" if r["variant"] == "fp32" else f"{r['max_dev']:.1e}"] for r in res["rows"]]
     head = ["model", "size", "variant", "s/img", "GMAC/img", "GMAC/s", "mm GMAC/s", "of mm",
             "max dev"]
+    for v, why in res.get("skipped", {}).items():
+        for spec in res.get("specs", ()):
+            name, size = spec.split(":")
+            rows.append([name, size, v, "skipped", "-", "-", "-", "-", "-"])
     rb, ra = res["roof_before"], res["roof_after"]
+    mm = ", ".join(f"{k} {rb[k]:.1f} / {ra[k]:.1f} GMAC/s" for k in rb)
+    bounded = (f"; bf16 roofline bounded to a {res['mm_n_bf16']} matmul (no fast bf16 here)"
+               if res.get("mm_n_bf16") else "")
+    notes = [f"{v} skipped: {why}" for v, why in res.get("skipped", {}).items()]
     return "\n".join([
         f"machine: {res['machine']}",
-        f"matmul: fp32 {rb['fp32']:.1f} / {ra['fp32']:.1f} GMAC/s, bf16 "
-        f"{rb['bf16']:.1f} / {ra['bf16']:.1f} GMAC/s (before / after all models); each row's "
-        f"'mm' is the best of the matmuls just before and after it",
-        table(rows, head),
+        f"matmul: {mm} (before / after all models){bounded}; each row's 'mm' is the best of "
+        f"the matmuls just before and after it, 'of mm' the row's GMAC/s over it",
+        table(rows, head), *notes,
         f"peak RSS {res['peak_rss_mib']:.0f} MiB"])
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
     ap.add_argument("--quick", action="store_true", help="PSPNet50 at 233, fp32/bf16/fuse, 1 repetition, mm 2048")
     ap.add_argument("--configs", help="comma-separated model:size (pspnet50, pspnet101, "
                     "pspnet101cs, pspnet50slim)")
     ap.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default all; quick: fp32,bf16,fuse)")
-    ap.add_argument("--repeat", type=int)
-    ap.add_argument("--threads", type=int, help="torch threads (default: torch's, = cores)")
+    ap.add_argument("--repeat", type=cli.positive_int)
+    ap.add_argument("--threads", type=cli.positive_int, help="torch threads (default: torch's, = cores)")
+    ap.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                    help="auto: only where this CPU does bf16 fast (else skipped, with why); "
+                    "on: anyway, roofline matmul bounded to 512")
     ap.add_argument("--profile", action="store_true", help="profile one fp32 forward of the first "
                     "config, and time its typical convolutions alone")
     args = ap.parse_args(argv)
@@ -225,7 +267,7 @@ def main(argv=None) -> int:
     unknown = set(variants or ()) - set(VARIANTS)
     if unknown:
         ap.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
-    res = run(args.quick, specs, variants, args.repeat, threads=args.threads,
+    res = run(args.quick, specs, variants, args.repeat, threads=args.threads, bf16=args.bf16,
               log=lambda msg: print(msg, file=sys.stderr, flush=True))  # progress: stderr
     print(report(res))
     if args.profile:

@@ -16,14 +16,13 @@ large ``torch.mm`` measured in the same run. Nothing in tests or CI needs a GPU.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fmt, matmul_gmacs, table, timeit  # noqa: E402
+from common import bf16_skip_reason, fmt, matmul_gmacs, table, timeit  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -83,8 +82,14 @@ def run(config="pspnet50:473", size=None, device="cuda", batches=(1, 8, 16),
     peak = dense_peak(gpu)
     base = build(name).to(device)
     gmac = gmacs(base, size)
-    mm = {p: mm_tflops(p, device, mm_n) for p in precisions}
-    log(f"{gpu}: torch.mm {mm_n}: " + ", ".join(f"{p} {v:.1f}" for p, v in mm.items()) + " TFLOP/s")
+    # On a CPU without fast bf16 (smoke runs), half-precision matmuls are a scalar loop:
+    # their roofline is measured on a bounded matmul instead (common.cpu_support).
+    slow_half = None if device.startswith("cuda") else bf16_skip_reason()
+    mm_side = {p: min(mm_n, 512) if slow_half and p in ("bf16", "fp16") else mm_n
+               for p in precisions}
+    mm = {p: mm_tflops(p, device, mm_side[p]) for p in precisions}
+    log(f"{gpu}: torch.mm " + ", ".join(f"{p} {v:.1f} ({mm_side[p]})" for p, v in mm.items())
+        + " TFLOP/s" + (f"; half precision bounded: {slow_half}" if slow_half else ""))
     rows = []
     g = torch.Generator().manual_seed(1)
     for b in batches:
@@ -128,16 +133,17 @@ def report(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
     ap.add_argument("--config", default="pspnet50:473", help="model:crop (see bench_forward)")
-    ap.add_argument("--size", type=int, help="input side (default: the crop)")
+    ap.add_argument("--size", type=cli.positive_int, help="input side (default: the crop)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--batches", default="1,8,16")
     ap.add_argument("--precisions", default=",".join(PRECISIONS))
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--no-channels-last", action="store_true")
-    ap.add_argument("--repeat", type=int, default=10)
-    ap.add_argument("--mm", type=int, default=8192, help="side of the roofline matmul")
+    ap.add_argument("--repeat", type=cli.positive_int, default=10)
+    ap.add_argument("--mm", type=cli.positive_int, default=8192, help="side of the roofline matmul")
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("bench_gpu: no CUDA device here (pass --device cpu for a smoke run)", file=sys.stderr)

@@ -22,7 +22,6 @@ speed-up of at least 10x and a peak RSS growth of at most 1.2x the file size.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -78,9 +77,10 @@ def child(path: Path, method: str) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
     ap.add_argument("--preset", default="pspnet101_voc2012")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=cli.positive_int, default=3)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/psp_bench_parse"))
     args = ap.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)

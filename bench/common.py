@@ -132,20 +132,64 @@ def cpu_flags() -> set:
     return set()
 
 
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_support() -> dict:
+    """What this CPU does fast, as torch sees it.
+
+    capability: torch's dispatch level (``torch.backends.cpu.get_cpu_capability()``:
+    DEFAULT, AVX2, AVX512, ...); native_bf16: the CPU flags with bf16 arithmetic in
+    hardware; bf16_fast: oneDNN runs bf16 matmuls and convolutions (native bf16, or
+    emulated with AVX512). Without it, ``torch.mm`` in bf16 is a scalar single-threaded
+    loop (~50x below fp32: minutes for one 4096 matmul), so the benches skip bf16 there.
+    """
+    import torch
+    flags = cpu_flags()
+    try:
+        fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        fast = False
+    return {"capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": [f for f in NATIVE_BF16_FLAGS if f in flags], "bf16_fast": fast}
+
+
+def bf16_skip_reason(support: dict | None = None) -> str | None:
+    """None where bf16 runs fast on this CPU, else why the benches skip it."""
+    support = support or cpu_support()
+    if support["bf16_fast"]:
+        return None
+    return (f"no fast bf16 on this CPU (torch capability {support['capability']}, no "
+            f"{'/'.join(NATIVE_BF16_FLAGS)}, oneDNN bf16 unsupported): bf16 matmul is a "
+            f"scalar fallback")
+
+
+def bf16_probe_gmacs(n: int = 256) -> float:
+    """bf16 ``torch.mm`` at a bounded size (n^3 MACs: 17 M at 256, well under a second even
+    on the scalar fallback): the figure behind a skip."""
+    import torch
+    return matmul_gmacs(n, repeat=1, dtype=torch.bfloat16)
+
+
 def machine() -> dict:
-    """CPU model, cores, the SIMD features that matter, torch version and threads."""
+    """CPU model, cores, the SIMD features that matter, torch's CPU capability, torch
+    version and threads."""
     import torch
     flags = cpu_flags()
     simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
             if f in flags]
+    support = cpu_support()
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "simd": " ".join(simd),
+            "capability": support["capability"],
+            "bf16": "fast" if support["bf16_fast"] else "slow (skipped)",
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "python": platform.python_version()}
 
 
 def machine_line() -> str:
     m = machine()
-    return (f"{m['cpu']}, {m['cores']} cores ({m['simd']}), torch {m['torch']}, "
+    return (f"{m['cpu']}, {m['cores']} cores ({m['simd']}; torch CPU capability "
+            f"{m['capability']}, bf16 {m['bf16']}), torch {m['torch']}, "
             f"{m['threads']} threads, Python {m['python']}")
 
 

@@ -27,7 +27,6 @@ own statistics.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -292,11 +291,12 @@ def atheris_main(target: str, runs: int, seed: int, max_seconds: float | None) -
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--inputs", type=int, default=100_000)
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
+    ap.add_argument("--inputs", type=cli.positive_int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--max-seconds", type=float, default=None, help="stop early after this long")
-    ap.add_argument("--trace-every", type=int, default=100,
+    ap.add_argument("--max-seconds", type=cli.positive_float, default=None, help="stop early after this long")
+    ap.add_argument("--trace-every", type=cli.nonnegative_int, default=100,
                     help="measure allocations with tracemalloc on every Nth input (0: never)")
     ap.add_argument("--out", type=Path, default=None, help="folder for reproducers")
     ap.add_argument("--json", type=Path, default=None, help="also write the report here")

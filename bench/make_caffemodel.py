@@ -14,7 +14,6 @@ Reusable: ``make_full_size_caffemodel(preset_name, path)``.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -92,7 +91,8 @@ def make_full_size_caffemodel(preset_name: str, path, *, seed: int = 0,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
     ap.add_argument("preset", choices=sorted(PROTOTXTS))
     ap.add_argument("out", type=Path)
     ap.add_argument("--seed", type=int, default=0)

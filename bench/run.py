@@ -15,7 +15,6 @@ as one line in the table with the reason, and the others still run.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -63,7 +62,8 @@ def eval_args(quick: bool) -> list:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, small settings")
     ap.add_argument("--only", help="comma-separated subset: parse,convert,forward,gpu,eval,soak,onnx")
     args = ap.parse_args(argv)

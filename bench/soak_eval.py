@@ -22,7 +22,6 @@ when they do, 1 otherwise.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -201,9 +200,10 @@ def soak(n: int = 500, kills: int = 3, seed: int = 0, work: Path | None = None,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", type=int, default=500)
-    ap.add_argument("--kills", type=int, default=3)
+    from caffe_proto import cli
+    ap = cli.parser(None, __doc__)
+    ap.add_argument("--images", type=cli.positive_int, default=500)
+    ap.add_argument("--kills", type=cli.nonnegative_int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", help="keep the dataset and outputs in this folder")
     args = ap.parse_args(argv)

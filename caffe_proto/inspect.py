@@ -2,15 +2,16 @@
 
 A table of layers (name, type, bottoms -> tops, blob shapes, parameter
 count) and the detected dialect, for a prototxt, a caffemodel or an HDF5
-weights file. Bad input: the reader's message on stderr, exit status 1.
+weights file. Bad input: one line ``error: FILE: what`` on stderr, exit status 1
+(the project's convention, `caffe_proto.cli`).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
+from . import cli
 from .binary import load_caffemodel
 from .errors import CaffeFormatError
 from .hdf5 import load_hdf5
@@ -82,26 +83,25 @@ def format_table(info: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m caffe_proto.inspect", description=__doc__.split("\n\n")[1])
+    parser = cli.parser("caffe-inspect", __doc__.split("\n\n")[1])
     parser.add_argument("file", help="a .prototxt, .caffemodel or .caffemodel.h5")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     path = os.fspath(args.file)
-    try:
+
+    def work():
         kind, net = load_any(path)
-    except CaffeFormatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    info = summary(path, kind, net)
-    try:
-        if args.json:
-            json.dump(info, sys.stdout, indent=1)
-            sys.stdout.write("\n")
-        else:
-            print(format_table(info))
-    except BrokenPipeError:
+        info = summary(path, kind, net)
+        try:
+            if args.json:
+                json.dump(info, sys.stdout, indent=1)
+                sys.stdout.write("\n")
+            else:
+                print(format_table(info))
+        except BrokenPipeError:
+            pass
         return 0
-    return 0
+    return cli.main(work, errors=(CaffeFormatError, OSError))
 
 
 if __name__ == "__main__":

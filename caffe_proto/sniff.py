@@ -48,5 +48,50 @@ def looks_like_prototxt(head: bytes) -> bool:
     return stripped.startswith((b"name", b"layer", b"input", b"#", b"force_backward", b"state"))
 
 
+# NetParameter's top-level fields: number -> wire types a writer uses for it.
+_NET_FIELDS = {1: (2,), 2: (2,), 3: (2,), 4: (0, 2), 5: (0,), 6: (2,), 7: (0,), 8: (2,),
+               100: (2,)}
+
+
+def looks_like_caffemodel(head: bytes) -> bool:
+    """The first bytes of a file read as a binary NetParameter that reaches a layer: a run of
+    known top-level fields (name, input, input_dim, input_shape, state, ...) with valid wire
+    types, ending in a ``layer`` (100) or ``layers`` (2) field. Only a recogniser for error
+    messages: the reader proper checks everything."""
+    pos, end = 0, len(head)
+
+    def varint(p):
+        value, shift = 0, 0
+        while p < end and shift < 64:
+            b = head[p]
+            value |= (b & 0x7F) << shift
+            p += 1
+            if b < 0x80:
+                return value, p
+            shift += 7
+        return None, p
+    for _ in range(64):
+        if pos >= end:
+            return False
+        key, pos = varint(pos)
+        if key is None:
+            return False
+        number, wire = key >> 3, key & 7
+        if wire not in _NET_FIELDS.get(number, ()):
+            return False
+        if number in (2, 100):
+            return True
+        if wire == 0:
+            value, pos = varint(pos)
+            if value is None:
+                return False
+        else:
+            length, pos = varint(pos)
+            if length is None:
+                return False
+            pos += length
+    return False
+
+
 def is_hdf5(head: bytes) -> bool:
     return head.startswith(HDF5_MAGIC)

@@ -8,15 +8,17 @@ A PSPNet (recognised by its layer names, from the prototxt or, without one, from
 the caffemodel itself) becomes the clean `psp_torch.PSPNet` state_dict plus its
 config; any other net of supported layers becomes CaffeNet weights keyed by
 layer name with the prototxt text. Weights are matched by layer name, as Caffe
-does; a deploy layer left without weights, or a blob of the wrong shape, is an
-error and nothing is written. The output is written atomically and an existing
-file is kept unless ``--force``.
+does; a learnable layer left without weights (``--allow-missing`` keeps it at its
+initial values and lists it), a file none of whose weights the prototxt uses, or
+a blob of the wrong shape, is an error and nothing is written. ``-o`` names the
+file, or a folder to write into (an existing folder, or a path ending in ``/``).
+The output is written atomically and an existing file is kept unless ``--force``.
 
-Exit status: 0 done, 2 bad input (message on stderr), 3 ``--verify`` above tolerance.
+Exit status (psp_torch/cli.py): 0 done, 1 bad input or a failed write (one line
+``error: FILE: what``), 2 usage, 3 ``--verify`` above tolerance, 130 Ctrl-C.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
@@ -34,9 +36,6 @@ CONVERTER_VERSION = "1.0"
 # psp_torch tests against the Caffe oracle: 2e-4 for PSPNet50, 1e-3 for PSPNet101).
 VERIFY_RTOL = {50: 2e-4, 101: 1e-3}
 VERIFY_RTOL_OTHER = 1e-3
-# Caffe layer types whose blobs are learned weights (a deploy layer of these needs them).
-WEIGHTED_TYPES = {"Convolution", "Deconvolution", "InnerProduct", "BN", "BatchNorm", "Scale",
-                  "Bias", "PReLU", "ConvolutionData", "HoleConvolutionData", "BNData"}
 
 
 class ConvertError(ValueError):
@@ -80,16 +79,32 @@ def _prototxt_text(prototxt) -> str:
     return str(prototxt)
 
 
-def _check_output(out: Path, force: bool):
-    if out.exists() and not force:
-        raise ConvertError(f"{out} exists; pass --force to overwrite it")
+def output_path(out, caffemodel, fmt: str | None = None) -> Path:
+    """Where ``-o`` writes, as cp does: an existing folder, or a path ending in a separator,
+    is a folder to write <stem>.pth (or .safetensors, by `fmt`) into; anything else is the
+    file itself."""
+    if out is None:
+        return default_output(caffemodel, fmt or "pth")
+    text = str(out)
+    if Path(text).is_dir() or text.endswith(("/", os.sep)):
+        return Path(text) / default_output(caffemodel, fmt or "pth").name
+    return Path(text)
+
+
+def _check_output(out: Path, force: bool) -> None:
+    """Before any work: the output may be written (a missing folder is created later, when
+    the file is written; an existing file only with --force)."""
     if out.is_dir():
-        raise ConvertError(f"{out} is a directory")
+        raise ConvertError(f"{out}: is a directory")
+    if out.exists() and not force:
+        raise ConvertError(f"{out}: exists; pass --force to overwrite it")
     parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
     if not parent.is_dir():
-        raise ConvertError(f"cannot write {out}: {parent} is not a directory")
+        raise ConvertError(f"{out}: cannot create its folder: {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConvertError(f"cannot write {out}: {parent} is not writable")
+        raise ConvertError(f"{out}: cannot write: {parent} is not writable")
 
 
 def _describe(config) -> str:
@@ -100,16 +115,8 @@ def _describe(config) -> str:
 
 
 def _pspnet_meta(config, source: Path, sha: str, config_from: str) -> dict:
-    from psp_torch.config import is_standard_width, match_preset
-    from psp_torch.metadata import generic_meta, preset_meta
-    preset = match_preset(config)
-    if preset is not None:
-        meta = preset_meta(preset.name)
-        if not is_standard_width(config):
-            meta["name"] = f"{preset.name}_custom_width"
-    else:
-        meta = generic_meta(f"pspnet{config.depth}_{config.num_classes}classes",
-                            config.num_classes, config.crop_size)
+    from psp_torch.metadata import config_meta
+    meta = config_meta(config)
     meta.update(source=source.name, source_sha256=sha, converter_version=CONVERTER_VERSION,
                 config_from=config_from)
     return meta
@@ -128,26 +135,33 @@ def _pspnet_payload(config, wnet, source, sha, config_from, log):
     return {"kind": "pspnet", "config": config.to_dict(), "state_dict": state, "meta": meta}
 
 
-def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log):
-    import torch
+def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log, allow_missing=False):
     from psp_torch.metadata import generic_meta
-    weights = wnet.by_name()
-    blobs, copied, values = {}, 0, 0
-    for layer in dnet.layers:
-        src = weights.get(layer.name)
-        if layer.type in WEIGHTED_TYPES and (src is None or not src.blobs):
-            raise ConvertError(f"{source}: deploy layer {layer.name!r} ({layer.type}) has no "
-                               f"weights in the caffemodel")
-        if src is not None and src.blobs:
-            blobs[layer.name] = [torch.from_numpy(b.copy()) for b in src.blobs]
-            copied += len(src.blobs)
-            values += sum(int(b.size) for b in src.blobs)
-    # Build it once: unsupported layers and blob shapes that do not fit fail here.
-    _build_caffenet(dnet, wnet)
-    used = {l.name for l in dnet.layers}
+    cnet, report = _build_caffenet(dnet, wnet)
+    types = {l.name: l.type for l in dnet.layers}
+    weighted = [l for l in wnet.layers if l.blobs]
+    if report.missing:
+        listing = ", ".join(f"{n} ({types[n]})" for n in report.missing)
+        if not allow_missing:
+            raise ConvertError(f"{source}: {len(report.missing)} learnable layer(s) of the "
+                               f"prototxt have no weights in it: {listing} (wrong prototxt? "
+                               f"--allow-missing keeps them at their initial values)")
+    if weighted and not report.loaded and not allow_missing:
+        raise ConvertError(f"{source}: none of its {len(weighted)} layers with weights is in the "
+                           f"prototxt (wrong prototxt?); nothing would be converted")
+    blobs = {name: [torch_tensor(b) for b in arrays]
+             for name, arrays in cnet.caffe_blobs().items()}
+    copied = sum(len(l.blobs) for l in wnet.layers if l.name in report.loaded)
+    values = sum(int(b.size) for l in wnet.layers if l.name in report.loaded for b in l.blobs)
+    used = set(types)
     log(f"generic net: {len(dnet.layers)} layers (CaffeNet weights keyed by layer name)")
-    log(f"layers matched: {len(blobs)}")
+    log(f"layers matched: {len(report.loaded)}")
     log(f"blobs copied: {copied} ({values:,} values)")
+    if report.missing:
+        log(f"left at initial values (--allow-missing): {len(report.missing)}")
+        for n in report.missing:
+            log(f"  {n} ({types[n]}): no weights in {Path(str(source)).name}; stored with the "
+                f"layer's initial values (untrained)")
     extra = [l for l in wnet.layers if l.name not in used and l.blobs]
     if extra:
         log(f"layers ignored: {len(extra)}")
@@ -156,17 +170,25 @@ def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log):
     meta = generic_meta(dnet.name or Path(str(source)).stem)
     meta.update(source=Path(str(source)).name, source_sha256=sha,
                 converter_version=CONVERTER_VERSION, config_from="prototxt")
+    if report.missing:
+        meta["initial_values"] = list(report.missing)
     return {"kind": "caffenet", "prototxt": prototxt_text, "blobs": blobs, "meta": meta}
 
 
+def torch_tensor(array):
+    import torch
+    return torch.from_numpy(array.copy())
+
+
 def _build_caffenet(dnet, wnet):
+    """(CaffeNet in eval mode with the weights copied by name, its WeightReport)."""
     from psp_torch.graph import CaffeNet
     try:
         cnet = CaffeNet(dnet)
-        cnet.load_caffe_weights(wnet)
+        report = cnet.load_caffe_weights(wnet)
     except (ValueError, KeyError, NotImplementedError) as exc:
         raise ConvertError(str(exc)) from None
-    return cnet.eval()
+    return cnet.eval(), report
 
 
 def verify(payload, dnet, wnet, log, seed=0) -> float:
@@ -181,7 +203,7 @@ def verify(payload, dnet, wnet, log, seed=0) -> float:
     model = PSPNet(config)
     model.load_state_dict(payload["state_dict"])
     model.eval()
-    cnet = _build_caffenet(dnet, wnet)
+    cnet, _ = _build_caffenet(dnet, wnet)
     log(f"verify: running PSPNet and CaffeNet on one 1x3x{config.crop_size}x{config.crop_size} "
         f"random input ...")
     g = torch.Generator().manual_seed(seed)
@@ -194,11 +216,20 @@ def verify(payload, dnet, wnet, log, seed=0) -> float:
     diff = float((ours - ref).abs().max())
     scale = float(ref.abs().max())
     rel = diff / max(scale, 1e-30)
-    log(f"verify: max |PSPNet - CaffeNet| = "
-        f"{diff:.3g} ({rel:.3g} of max |output| {scale:.3g}; tolerance {tol:g})")
+    log(verify_line(diff, scale, tol))
     if not rel <= tol:
-        raise VerifyError(f"verify failed: relative difference {rel:.3g} > {tol:g}")
+        raise VerifyError(f"verify failed: {verify_line(diff, scale, tol)[len('verify: '):]}")
     return rel
+
+
+def verify_line(diff: float, scale: float, rtol: float) -> str:
+    """The difference and the tolerance as the same kind of number (relative to the output's
+    range), with the absolute figures of both next to them."""
+    rel = diff / max(scale, 1e-30)
+    verdict = "within" if rel <= rtol else "ABOVE"
+    return (f"verify: max |PSPNet - CaffeNet| / max |CaffeNet| = {rel:.3g}, {verdict} the "
+            f"tolerance {rtol:.3g} (absolute: {diff:.3g} against {rtol * scale:.3g}; "
+            f"max |output| {scale:.3g})")
 
 
 def warn_non_finite(wnet, source) -> int:
@@ -216,10 +247,13 @@ def warn_non_finite(wnet, source) -> int:
 
 
 def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=False,
-            log=print, fmt: str | None = None) -> Path:
+            allow_missing=False, log=print, fmt: str | None = None) -> Path:
     """Convert; returns the written path. Raises ConvertError (or CaffeFormatError).
 
-    fmt: "pth" or "safetensors" (default: from `out`'s suffix, else "pth")."""
+    `out`: the model file, or a folder to write into (see `output_path`); missing folders
+    are created. `allow_missing`: a generic net's learnable layers without weights keep
+    their initial values (listed, and named in the meta) instead of failing. `fmt`: "pth"
+    or "safetensors" (default: from `out`'s suffix, else "pth")."""
     from caffe_proto import CaffeFormatError, load_prototxt
     from psp_torch.config import NotAPSPNet, aux_width_of, config_from_net
     from psp_torch.deploy import deploy_net
@@ -228,8 +262,8 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
 
     t0 = time.perf_counter()
     source = Path(caffemodel)
-    fmt = fmt or (format_of(out) if out is not None else "pth")
-    out = Path(out) if out is not None else default_output(source, fmt)
+    out = output_path(out, source, fmt)
+    fmt = fmt or format_of(out)
     _check_output(out, force)
     if not source.is_file():
         raise ConvertError(f"{source}: no such file")
@@ -243,7 +277,7 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
         try:
             config = config_from_net(dnet)
         except NotAPSPNet:
-            payload = _caffenet_payload(dnet, text, wnet, source, sha, log)
+            payload = _caffenet_payload(dnet, text, wnet, source, sha, log, allow_missing)
             config = None
         else:
             aux = aux_width_of(wnet)
@@ -266,6 +300,7 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
             log("verify: a generic net is stored as CaffeNet itself; nothing to compare")
         else:
             verify(payload, dnet, wnet, log)
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         save(payload, out, fmt)
     except RuntimeError as exc:                 # torch.save reports a failed write so
@@ -276,30 +311,32 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="convert.py", description=__doc__.split("\n\n")[0])
+    from psp_torch import cli
+    ap = cli.parser("convert.py", __doc__)
     ap.add_argument("caffemodel", help=".caffemodel or .caffemodel.h5")
     ap.add_argument("--prototxt", help="deploy prototxt (needed for nets that are not PSPNets)")
-    ap.add_argument("-o", "--output", help="output .pth (default: next to the input)")
+    ap.add_argument("-o", "--output", help="output .pth, or a folder to write into (an existing "
+                    "one, or ending in /); default: next to the input")
     ap.add_argument("--verify", action="store_true",
                     help="run the converted PSPNet and CaffeNet on one random input and compare")
+    ap.add_argument("--allow-missing", action="store_true",
+                    help="a generic net's learnable layers without weights keep their initial "
+                    "values (listed) instead of failing")
     ap.add_argument("--force", action="store_true", help="overwrite an existing output")
     ap.add_argument("--format", choices=("pth", "safetensors"),
                     help="model file format (default: from -o's suffix, else pth); "
                          "safetensors: tensors + a JSON header, no pickle")
     args = ap.parse_args(argv)
-    try:
-        convert(args.caffemodel, args.prototxt, args.output, args.force,
-                verify_model=args.verify, fmt=args.format)
-    except VerifyError as exc:
-        print(f"convert.py: {exc}", file=sys.stderr)
-        return 3
-    except (ValueError, OSError) as exc:       # CaffeFormatError and ConvertError are ValueErrors
-        print(f"convert.py: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("convert.py: interrupted; nothing written", file=sys.stderr)
-        return 130
-    return 0
+
+    def work():
+        try:
+            convert(args.caffemodel, args.prototxt, args.output, args.force,
+                    verify_model=args.verify, allow_missing=args.allow_missing, fmt=args.format)
+        except VerifyError as exc:
+            print(f"error: {args.caffemodel}: {exc}", file=sys.stderr)
+            return 3
+        return 0
+    return cli.main(work, interrupted="interrupted; nothing written")
 
 
 if __name__ == "__main__":

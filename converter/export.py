@@ -13,11 +13,11 @@ slope, bias, mean, variance as 1xCx1x1), plus the auxiliary head (conv4_24,
 conv4_24/bn, conv6_1) when the model has one. A CaffeNet conversion gives back
 its own prototxt and its blobs by layer name. Values are copied bit for bit.
 
-Exit status: 0 done, 2 bad input or an output that exists (pass --force).
+Exit status (psp_torch/cli.py): 0 done, 1 bad input or an output that exists (pass
+--force), one line ``error: FILE: what``; 2 usage; 130 Ctrl-C.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -68,7 +68,7 @@ def export(pth, out_dir, *, name: str | None = None, force: bool = False,
     proto_path, model_path = out_dir / f"{name}.prototxt", out_dir / f"{name}.caffemodel"
     for p in (proto_path, model_path):
         if p.exists() and not force:
-            raise ExportError(f"{p} exists; pass --force to overwrite it")
+            raise ExportError(f"{p}: exists; pass --force to overwrite it")
     payload = read(pth)
     deploy, weights = export_nets(payload)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,9 +87,9 @@ def export_onnx_file(pth, out, *, force: bool = False, log=print) -> Path:
     from pspnet_caffe.converter.onnx_export import OPSET, export_onnx
     out = Path(out)
     if out.exists() and not force:
-        raise ExportError(f"{out} exists; pass --force to overwrite it")
+        raise ExportError(f"{out}: exists; pass --force to overwrite it")
     if not out.parent.is_dir():
-        raise ExportError(f"cannot write {out}: {out.parent} is not a directory")
+        raise ExportError(f"{out}: cannot write: {out.parent} is not a directory")
     model = load(pth)
     if not hasattr(model, "config"):
         raise ExportError(f"{pth}: ONNX export is for PSPNets; this file holds a generic "
@@ -102,24 +102,26 @@ def export_onnx_file(pth, out, *, force: bool = False, log=print) -> Path:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
+    from psp_torch import cli
+    ap = cli.parser("export.py", __doc__)
     ap.add_argument("pth", help="a .pth written by convert.py or psp_torch.io.save_pspnet")
-    ap.add_argument("-o", "--output-dir", help="folder for .prototxt + .caffemodel")
+    ap.add_argument("-o", "--output-dir", help="folder for <name>.prototxt + <name>.caffemodel "
+                    "(created if missing; default: next to the .pth, as convert.py does; "
+                    "with --onnx and no -o, no Caffe files)")
     ap.add_argument("--onnx", metavar="OUT.onnx", help="write the model as ONNX to this file")
     ap.add_argument("--name", help="file stem (default: the .pth's)")
     ap.add_argument("--force", action="store_true", help="overwrite existing files")
     args = ap.parse_args(argv)
-    if args.output_dir is None and args.onnx is None:
-        ap.error("nothing to write: pass -o/--output-dir (Caffe files) and/or --onnx OUT.onnx")
-    try:
-        if args.output_dir is not None:
-            export(args.pth, args.output_dir, name=args.name, force=args.force)
+    caffe = args.output_dir is not None or args.onnx is None
+    out = args.output_dir if args.output_dir is not None else Path(args.pth).parent
+
+    def work():
+        if caffe:
+            export(args.pth, out, name=args.name, force=args.force)
         if args.onnx is not None:
             export_onnx_file(args.pth, args.onnx, force=args.force)
-    except (ValueError, OSError) as exc:
-        print(f"export.py: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(work, interrupted="interrupted; nothing half-written (files are written "
+                    "atomically)")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,27 @@ class Writer:
         palette = voc_colormap(256) if self.dataset == "voc" else None
         atomic_write_bytes(self.label_path(name), png_bytes(ids, palette, meta))
 
+    def has_outputs(self) -> bool:
+        """Any finished image here (a label PNG)?"""
+        return self.label_dir.is_dir() and any(self.label_dir.glob("*.png"))
+
+    def clear(self) -> int:
+        """Remove the per-image outputs and the results of an earlier run in this folder (a
+        fresh run replaces them all, so that none of them outlives the record it was made
+        under); returns how many files went. Other files are left alone."""
+        gone = 0
+        for folder, pattern in ((self.label_dir, "*.png"), (self.out / "color", "*.png"),
+                                (self.out / "overlay", "*.png"), (self.out / "probs", "*.npy")):
+            if folder.is_dir():
+                for p in folder.glob(pattern):
+                    p.unlink()
+                    gone += 1
+        for name in ("results.json", "results.csv"):
+            if (self.out / name).is_file():
+                (self.out / name).unlink()
+                gone += 1
+        return gone
+
     def finished(self, name: str, need_probs: bool) -> bool:
         return self.label_path(name).is_file() and (
             not need_probs or self.probs_path(name).is_file())

@@ -26,56 +26,75 @@ import torch
 from tqdm import tqdm
 
 from pspnet_caffe.eval import datasets as ds
+from pspnet_caffe.eval import record
 from pspnet_caffe.eval.metrics import Stats, image_stats, summary
 from pspnet_caffe.eval.outputs import Writer
 from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, predict,
                                         scaled_images, segment, segment_counted)
 from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
+from psp_torch import cli
 from psp_torch.classes import CLASS_NAMES
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
 
 
-class UsageError(SystemExit):
-    def __init__(self, msg: str):
-        super().__init__(f"error: {msg}")
+def _scales(text: str) -> tuple:
+    """--scales: comma-separated numbers > 0."""
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r} holds no scale")
+    return tuple(cli.positive_float(p.strip()) for p in parts)
+
+
+_scales.__name__ = "scales"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="eval/run.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser("eval/run.py", __doc__)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", help="model file (.pth written by converter/convert.py)")
     src.add_argument("--model", help="MODULE:CALLABLE returning a model (custom models)")
     src.add_argument("--onnx", help="ONNX model (converter/export.py --onnx) run by ONNX Runtime")
-    p.add_argument("--dataset", choices=ds.DATASETS, help="default: the model's meta")
+    p.add_argument("--dataset", choices=ds.DATASETS, help="dataset (default: the model's meta)")
     p.add_argument("--data-root", help="dataset folder in its own layout")
     p.add_argument("--split", help="val or test (default: the split of the published numbers)")
     p.add_argument("--list", help="the authors' list file: 'image [label]' per line")
-    p.add_argument("--image", nargs="+", help="segment these images (colour overlay PNGs)")
+    p.add_argument("--image", nargs="+", metavar="PATH", help="segment these images (files, "
+                   "folders of images, or quoted glob patterns); colour overlay PNGs")
     sc = p.add_mutually_exclusive_group()
     sc.add_argument("--ms", action="store_true", help=f"multi-scale {list(MS_SCALES)}")
-    sc.add_argument("--scales", help="comma-separated scales, e.g. 0.5,1,1.5")
+    sc.add_argument("--scales", type=_scales, help="comma-separated scales, e.g. 0.5,1,1.5")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored pass")
-    p.add_argument("--out", default=None, help="output folder (default: eval_out/<dataset>_<split>)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--batch", type=int, default=2, help="windows (and mirrors) per net call")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    p.add_argument("--resize", choices=("matlab", "opencv"), default="matlab")
+    p.add_argument("--out", default=None, help="output folder (default: eval_out/<dataset>_<split>, "
+                   "eval_out/images for --image)")
+    p.add_argument("--device", type=cli.device, default=cli.default_device(),
+                   help="torch device: cpu, cuda, cuda:N")
+    p.add_argument("--batch", type=cli.positive_int, default=2,
+                   help="windows (and mirrors) per net call")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="arithmetic of the network (fp32 is the faithful one; bf16/fp16 autocast)")
+    p.add_argument("--resize", choices=("matlab", "opencv"), default="matlab",
+                   help="image and score resizing: MATLAB's imresize (faithful) or OpenCV's")
     p.add_argument("--softmax", choices=SOFTMAX_MODES, default="stable",
                    help="stable, or matlab: caffe_process.m's float32 exp(score) with its "
                         "overflow to NaN (see eval/README.md)")
-    p.add_argument("--crop-size", type=int, help="override (default: preset / model meta)")
-    p.add_argument("--base-size", type=int, help="override (default: preset / model meta)")
+    p.add_argument("--crop-size", type=cli.positive_int,
+                   help="window side (default: preset / model meta)")
+    p.add_argument("--base-size", type=cli.positive_int,
+                   help="longer side at scale 1 (default: preset / model meta)")
     p.add_argument("--save-probs", action="store_true", help="OUT/probs/<stem>.npy, float32 CxHxW")
-    p.add_argument("--resume", action="store_true", help="skip images with saved outputs")
-    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--resume", action="store_true", help="skip images with saved outputs "
+                   "(refused unless OUT/run.json shows the same model and settings)")
+    p.add_argument("--limit", type=cli.positive_int, help="only the first N images")
     p.add_argument("--skip-missing", action="store_true", help="list and skip missing files")
-    p.add_argument("--workers", type=int, default=2, help="data loading processes")
+    p.add_argument("--workers", type=cli.nonnegative_int, default=2, help="data loading processes")
     args = p.parse_args(argv)
     if args.image is None and args.data_root is None:
         p.error("--data-root is required (or --image)")
-    if args.batch < 1:
-        p.error("--batch must be >= 1")
+    if args.model and not args.model.partition(":")[2]:
+        p.error(f"--model expects MODULE:CALLABLE, got {args.model!r}")
+    if args.onnx and args.precision != "fp32":
+        p.error(f"--onnx runs the graph as exported (fp32); --precision {args.precision} "
+                f"does not apply")
     return args
 
 
@@ -84,21 +103,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_model(args) -> torch.nn.Module:
     if args.model:
         mod, _, fn = args.model.partition(":")
-        if not fn:
-            raise UsageError(f"--model expects MODULE:CALLABLE, got {args.model!r}")
         model = getattr(importlib.import_module(mod), fn)()
         return model.to(args.device).eval()
     if args.onnx:
         if not Path(args.onnx).is_file():
-            raise UsageError(f"{args.onnx}: no such model file")
-        if args.precision != "fp32":
-            raise UsageError(f"--onnx runs the graph as exported (fp32); --precision "
-                             f"{args.precision} does not apply")
+            raise FileNotFoundError(2, "no such model file", str(args.onnx))
         from pspnet_caffe.eval.onnx_model import OnnxModel
         return OnnxModel(args.onnx, threads=torch.get_num_threads())
     import psp_torch
+    if Path(args.weights).is_dir():
+        raise IsADirectoryError(21, "is a folder, not a model file (.pth)", str(args.weights))
     if not Path(args.weights).is_file():
-        raise UsageError(f"{args.weights}: no such model file")
+        raise FileNotFoundError(2, "no such model file", str(args.weights))
     return psp_torch.load(args.weights, device=args.device)
 
 
@@ -106,21 +122,22 @@ def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
     meta = {k: v for k, v in meta.items() if v is not None}  # generic conversions leave gaps
     dataset = args.dataset or meta.get("dataset")
     if dataset not in ds.DATASETS:
-        raise UsageError("the model has no known dataset in its meta: pass --dataset")
+        raise cli.UsageError("the model has no known dataset in its meta: pass --dataset")
     preset = BY_DATASET[dataset]
     num_classes = meta.get("num_classes", preset.num_classes)
     if args.dataset and meta.get("dataset") not in (None, args.dataset):
         print(f"warning: model meta says dataset {meta['dataset']!r}, evaluating on {dataset!r}",
               file=sys.stderr)
     if num_classes != len(CLASS_NAMES[dataset]):
-        raise UsageError(f"model has {num_classes} classes, {dataset} has "
-                         f"{len(CLASS_NAMES[dataset])}")
-    scales = MS_SCALES if args.ms else tuple(float(s) for s in args.scales.split(",")) \
-        if args.scales else (1.0,)
+        raise ValueError(f"{args.weights or args.model}: the model has {num_classes} classes, "
+                         f"{dataset} has {len(CLASS_NAMES[dataset])}")
+    scales = MS_SCALES if args.ms else args.scales or (1.0,)
     settings = Settings(
         num_classes=num_classes,
-        crop_size=args.crop_size or meta.get("crop_size", preset.crop_size),
-        base_size=args.base_size or meta.get("base_size", preset.base_size),
+        crop_size=args.crop_size if args.crop_size is not None
+        else meta.get("crop_size", preset.crop_size),
+        base_size=args.base_size if args.base_size is not None
+        else meta.get("base_size", preset.base_size),
         mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
         scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
         device=args.device, precision=args.precision, softmax=args.softmax)
@@ -199,30 +216,116 @@ def _all_reduce(vec: np.ndarray, world: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- modes
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def image_paths(specs) -> list[Path]:
+    """--image arguments -> image files: a file as is, a folder -> its images (sorted, not
+    recursive), a glob pattern (``*``, ``?``, ``[``, ``**``) -> its matches (sorted). The same
+    file named twice counts once. Raises FileNotFoundError naming what matched nothing."""
+    import glob
+    paths, seen = [], set()
+
+    def add(p: Path):
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            paths.append(p)
+    for spec in map(str, specs):
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir()
+                           if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(2, f"no images ({', '.join(IMAGE_SUFFIXES)}) in this "
+                                           f"folder", spec)
+        elif p.is_file():
+            found = [p]
+        elif glob.has_magic(spec):
+            found = sorted(Path(q) for q in glob.glob(spec, recursive=True) if Path(q).is_file())
+            if not found:
+                raise FileNotFoundError(2, "no file matches this pattern", spec)
+        else:
+            raise FileNotFoundError(2, "no such image, folder or pattern", spec)
+        for q in found:
+            add(q)
+    return paths
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """One distinct output name per image: its stem where stems are unique; else its path
+    relative to the inputs' common folder without the suffix (outputs in subfolders); else
+    with it (x.jpg and x.png side by side)."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    absolute = [p.resolve() for p in paths]
+    common = Path(os.path.commonpath([str(a.parent) for a in absolute]))
+    rel = [a.relative_to(common) for a in absolute]
+    names = [r.with_suffix("").as_posix() for r in rel]
+    if len(set(names)) == len(names):
+        return names
+    return [r.as_posix() for r in rel]
+
+
 def run_images(args, model, dataset, settings) -> int:
     out = Path(args.out or "eval_out/images")
     writer = Writer(out, dataset)
-    paths = [Path(p) for p in args.image]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UsageError("missing image(s): " + ", ".join(missing))
+    paths = image_paths(args.image)
+    names = output_names(paths)
+    classes = CLASS_NAMES[dataset]
     softmax_counts = SoftmaxCounts()
-    for p in tqdm(paths, unit="img", disable=len(paths) < 2):
+    for p, name in tqdm(list(zip(paths, names)), unit="img", disable=len(paths) < 2):
         img = ds.read_image(p)
         probs, nan_counts = segment_counted(model, img, settings)
         softmax_counts.add(nan_counts)
         pred = predict(probs)
-        writer.write(p.stem, pred, probs.cpu().numpy() if args.save_probs else None, image=img,
+        writer.write(name, pred, probs.cpu().numpy() if args.save_probs else None, image=img,
                      meta=nan_counts.as_meta())
-        names = CLASS_NAMES[dataset]
         ids, counts = np.unique(pred, return_counts=True)
         top = sorted(zip(counts, ids), reverse=True)[:5]
-        print(f"{p}: " + ", ".join(f"{names[i]} {100 * c / pred.size:.1f}%" for c, i in top)
-              + f" -> {out / 'overlay' / (p.stem + '.png')}")
+        print(f"{p}: " + ", ".join(f"{classes[i]} {100 * c / pred.size:.1f}%" for c, i in top)
+              + f" -> {out / 'overlay' / (name + '.png')}")
     warning = softmax_summary(softmax_counts, settings.softmax)[1]
     if warning:
         print(warning, file=sys.stderr)
     return 0
+
+
+def model_identity(args, model) -> tuple[str, str]:
+    """(sha256, where from) of the model: the file's bytes for --weights, the state_dict's
+    for --model."""
+    if args.weights:
+        return record.file_sha256(args.weights), str(args.weights)
+    return record.state_sha256(model), args.model
+
+
+def prepare_folder(out: Path, writer: Writer, rec: dict, resume: bool, owner: bool) -> None:
+    """--resume: the folder must have been made by this very run (record.check_resume, on
+    every rank). A fresh run replaces the outputs of an earlier, different run before it
+    writes its own record, so a later --resume can never pick up predictions it did not
+    make. Only the `owner` (rank 0) writes."""
+    if resume:
+        record.check_resume(out, rec, writer.has_outputs())
+    if not owner:
+        return
+    if not resume and writer.has_outputs():
+        try:
+            saved = record.read(out)
+        except record.RecordMismatch:
+            saved = None
+        diff = ["no record"] if saved is None else record.differences(saved, rec)
+        if diff:
+            gone = writer.clear()
+            print(f"note: {out} held outputs of another run ({'; '.join(diff)}); replaced "
+                  f"({gone} files removed)", file=sys.stderr)
+    record.write(out, rec)
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
 
 
 def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
@@ -235,8 +338,9 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
         listing = "\n  ".join(bad[:50]) + (f"\n  ... and {len(bad) - 50} more" if len(bad) > 50
                                            else "")
         if not args.skip_missing:
-            raise UsageError(f"{len(bad)} dataset file(s) missing or unreadable (nothing was "
-                             f"run; --skip-missing skips them):\n  {listing}")
+            raise ds.DatasetError(f"{bad[0].rsplit(' (', 1)[0]}: {len(bad)} dataset file(s) "
+                                  f"missing or unreadable "
+                                  f"(nothing was run; --skip-missing skips them):\n  {listing}")
         if rank == 0:
             print(f"skipping {len(bad)} missing/unreadable file(s):\n  {listing}", file=sys.stderr)
         bad_set = {b.rsplit(" (", 1)[0] for b in bad}
@@ -259,6 +363,10 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
     reference, reason = reference_for(dataset, split, settings, preset, reason)
 
     writer = Writer(out, dataset, split)
+    model_sha, model_from = model_identity(args, model)
+    rec = record.make(model_sha, model_from, dataset, split, settings)
+    prepare_folder(out, writer, rec, args.resume, owner=rank == 0)
+    _barrier(world)
     shard = items[rank::world]
     done = frozenset(s.name for s in shard
                      if args.resume and writer.finished(s.name, args.save_probs))
@@ -311,7 +419,7 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
         print(f"NO REFERENCE ({reason})")
         return 0
     info = {"dataset": dataset, "split": split, "images": len(items),
-            "model": getattr(model, "meta", {}).get("name"),
+            "model": getattr(model, "meta", {}).get("name"), "model_sha256": model_sha,
             "settings": {"scales": list(settings.scales), "flip": settings.flip,
                          "resize": settings.resize, "crop_size": settings.crop_size,
                          "base_size": settings.base_size, "mean_rgb": list(settings.mean_rgb),
@@ -326,23 +434,24 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
 
 
 def main(argv=None) -> int:
-    """The command; bad input or a failed write: one line on stderr, status 2; Ctrl-C: 130
-    (finished images are kept whole: --resume goes on from them)."""
+    """The command, under psp_torch/cli.py's convention: usage errors 2, bad input or a failed
+    write one line ``error: FILE: what`` and status 1, Ctrl-C 130 (finished images are kept
+    whole: --resume goes on from them)."""
     args = parse_args(argv)
+    return cli.main(lambda: _guarded(args), interrupted="interrupted; the images finished so "
+                    "far are kept (rerun with --resume to go on)")
+
+
+def _guarded(args) -> int:
     try:
         return _main(args)
-    except KeyboardInterrupt:
-        print("eval/run.py: interrupted; the images finished so far are kept (rerun with "
-              "--resume to go on)", file=sys.stderr)
-        return 130
     except (ValueError, OSError) as exc:    # DatasetError, ModelFileError, disk full, ...
         msg = str(exc)
         if "in DataLoader worker process" in msg:  # re-raised with the worker's traceback:
-            msg = msg.strip().splitlines()[-1].split(": ", 1)[-1]  # keep its own message
-        if isinstance(exc, OSError) and not exc.filename:
-            msg += f" (writing under {args.out or 'eval_out'})"
-        print(f"eval/run.py: error: {msg}", file=sys.stderr)
-        return 2
+            raise ValueError(msg.strip().splitlines()[-1].split(": ", 1)[-1]) from None
+        if isinstance(exc, OSError) and not exc.filename and not isinstance(exc, ValueError):
+            raise OSError(f"{args.out or 'eval_out'}: {msg} (writing the outputs)") from None
+        raise
 
 
 def _main(args) -> int:

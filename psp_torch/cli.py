@@ -1,72 +1,34 @@
-"""The one convention of every command in the project (convert, export, inspect, eval, train).
+"""The project's CLI convention (`caffe_proto.cli`, re-exported here) plus what needs torch:
+the --device type, checked while parsing so that a typo or a missing GPU is a usage error
+before any work.
 
 - ``--help`` shows every option with its default (`parser`).
-- A usage error (unknown or impossible option, a number out of range) exits with status 2 and
-  argparse's ``usage:`` line plus ``PROG: error: what``; the numeric `types` below reject bad
-  values while parsing, so they never reach the work.
-- A runtime error (a bad or missing file, a failed write, a model that does not fit) exits with
-  status 1 and one line on stderr, ``error: FILE: what`` (`main`).
+- A usage error exits with status 2 (argparse's ``usage:`` line and ``PROG: error: what``,
+  or ``error: what`` for one found after parsing: `UsageError`).
+- A runtime error (a bad or missing file, a failed write) exits with status 1 and one line
+  on stderr, ``error: FILE: what`` (`main`).
 - Ctrl-C exits with status 130 and one line saying what was kept.
 """
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Callable
 
-EXIT_RUNTIME = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown after each help text; the description keeps its line breaks."""
+from caffe_proto.cli import (EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE,  # noqa: F401
+                             Formatter, UsageError, error_line, fraction, main,
+                             nonnegative_float, nonnegative_int, parser, positive_float,
+                             positive_int)
 
 
-def parser(prog: str, doc: str | None, **kw) -> argparse.ArgumentParser:
-    """An ArgumentParser following the convention; the description is the docstring's first
-    paragraph."""
-    return argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0],
-                                   formatter_class=Formatter, **kw)
+def device(text: str) -> str:
+    """A torch device this machine has (cpu, cuda, cuda:N, mps), checked before any work:
+    a typo or a missing GPU is a usage error, not a failure to read the model later."""
+    from .devices import device_problem
+    problem = device_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r}{problem}")
+    return text
 
 
-def _number(kind: type, name: str, ok: Callable[[float], bool]):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if not ok(value) or value != value:          # NaN is never in range
-            raise argparse.ArgumentTypeError(f"{text!r} must be {name}")
-        return value
-    parse.__name__ = kind.__name__                   # argparse names the type in its messages
-    return parse
-
-
-positive_int = _number(int, "a positive integer (>= 1)", lambda v: v >= 1)
-nonnegative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
-positive_float = _number(float, "a number > 0", lambda v: 0 < v < float("inf"))
-nonnegative_float = _number(float, "a number >= 0", lambda v: 0 <= v < float("inf"))
-fraction = _number(float, "a number in [0, 1)", lambda v: 0 <= v < 1)
-
-
-def error_line(exc: BaseException) -> str:
-    """``error: FILE: what`` for an exception (OSError's file name put first)."""
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        return f"error: {exc.filename}: {exc.strerror}"
-    msg = str(exc).strip() or type(exc).__name__
-    return "error: " + msg.splitlines()[0] if "\n" in msg and len(msg) > 400 else "error: " + msg
-
-
-def main(work: Callable[[], int | None], *, interrupted: str = "interrupted",
-         errors: tuple = (ValueError, OSError)) -> int:
-    """Run ``work()`` under the convention: its return value (0 when None) is the status; one of
-    ``errors`` -> one line, status 1; Ctrl-C -> one line ``interrupted``, status 130."""
-    try:
-        return work() or 0
-    except KeyboardInterrupt:
-        print(f"error: {interrupted}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except errors as exc:
-        print(error_line(exc), file=sys.stderr)
-        return EXIT_RUNTIME
+def default_device() -> str:
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -112,6 +112,7 @@ class CaffeNet(nn.Module):
         self.module_keys: dict[str, str] = {}
         self.input_shapes: dict[str, tuple[int, ...]] = {}
         self.weight_report: WeightReport | None = None
+        self.meta: dict = {}                  # filled by from_files and psp_torch.load
         self._build(net)
         if weights is not None:
             self.weight_report = self.load_caffe_weights(weights)
@@ -207,10 +208,28 @@ class CaffeNet(nn.Module):
         return list(names)
 
     @classmethod
-    def from_files(cls, prototxt, weights=None, *, input_shapes=None) -> "CaffeNet":
-        """Build from a deploy prototxt; weights (caffemodel or .h5) copied by layer name."""
+    def from_files(cls, prototxt, weights=None, *, input_shapes=None,
+                   allow_missing: bool = False) -> "CaffeNet":
+        """Build from a deploy prototxt; weights (caffemodel or .h5) copied by layer name.
+        Like `psp_torch.load`: in eval mode, with ``meta`` (generic: the net's name, and the
+        weights file's name and sha256). A learnable layer the weights file lacks is an error
+        naming it, unless ``allow_missing`` (then it keeps its initial values and is listed
+        in ``weight_report.missing``)."""
         from caffe_proto import load_prototxt
-        return cls(load_prototxt(prototxt), weights, input_shapes=input_shapes)
+
+        from .metadata import generic_meta, source_meta
+        net = load_prototxt(prototxt)
+        model = cls(net, weights, input_shapes=input_shapes)
+        missing = model.weight_report.missing if model.weight_report else []
+        if missing and not allow_missing:
+            types = {s.name: s.type for s in model.steps}
+            raise LayerError(f"{weights}: {len(missing)} learnable layer(s) of the prototxt have "
+                             f"no weights in it: "
+                             + ", ".join(f"{n} ({types[n]})" for n in missing)
+                             + " (allow_missing=True keeps their initial values)")
+        model.meta = {**generic_meta(net.name or "caffenet"), **source_meta(weights),
+                      "config_from": "prototxt"}
+        return model.eval()
 
     # -- weights --------------------------------------------------------------------------
 

@@ -60,24 +60,84 @@ def save_pspnet(model, path, meta: dict | None = None, fmt: str | None = None) -
                  "state_dict": model.state_dict(), "meta": dict(meta or model.meta)}, path, fmt)
 
 
+CONVERT_FIRST = "convert it first with pspnet-convert (python converter/convert.py)"
+
+
+def not_a_model_file(path) -> str | None:
+    """Why `path` is no .pth, told from its first bytes (nothing is unpickled), or None when
+    it may be one (a zip archive, as torch.save writes, or an old-style torch pickle)."""
+    from caffe_proto.sniff import describe_foreign, is_hdf5, looks_like_caffemodel, \
+        looks_like_prototxt
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return "empty file (0 bytes)"
+    if head.startswith(b"PK\x03\x04") or (head[0] == 0x80 and 2 <= head[1:2][0] <= 5
+                                         if len(head) > 1 else False):
+        return None
+    todo = CONVERT_FIRST
+    if is_hdf5(head):
+        return f"this is an HDF5 file (Caffe's .caffemodel.h5 weights?), not a .pth: {todo}"
+    if looks_like_caffemodel(head):
+        return f"this is a Caffe caffemodel, not a .pth: {todo}"
+    if looks_like_prototxt(head[:64]) and _parses_as_prototxt(path):
+        return ("this is a Caffe prototxt (a net definition, no weights), not a .pth: convert "
+                "the caffemodel it describes (pspnet-convert X.caffemodel --prototxt "
+                f"{Path(path).name})")
+    foreign = describe_foreign(head[:16])
+    if foreign:
+        return f"not a model file: this looks like {foreign}"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head[:512]):
+        return "not a model file: this is a text file"
+    return "not a model file (neither a torch .pth nor a Caffe file)"
+
+
+def _parses_as_prototxt(path) -> bool:
+    from caffe_proto import CaffeFormatError, load_prototxt
+    if Path(path).stat().st_size > 16 << 20:
+        return False
+    try:
+        load_prototxt(path)
+    except (CaffeFormatError, ValueError, OSError):
+        return False
+    return True
+
+
+def _unpickling_refusal(exc: Exception) -> str:
+    """What torch refused, without its advice to load with weights_only=False."""
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if "GLOBAL" in line or line.lower().startswith(("unsupported", "weightsunpickler")):
+            return line.rstrip(".")
+    return type(exc).__name__
+
+
 def read(path, device="cpu") -> dict:
     """The payload dict of a .pth, read with ``weights_only=True`` (no code runs), or of a
-    safetensors model file (no unpickling at all)."""
+    safetensors model file (no unpickling at all).
+
+    A file that is neither (a caffemodel, an HDF5 file, a prototxt, an image) is recognised
+    from its first bytes and refused with what it is and what to do."""
+    from .devices import check_device
     from .safetensors_file import decode, is_safetensors
+    check_device(device)                     # a missing GPU is no unreadable file
     path = Path(path)
     if is_safetensors(path):
         try:
             return decode(path, device)
         except ValueError as exc:
             raise ModelFileError(str(exc)) from None
+    why = not_a_model_file(path)
+    if why:
+        raise ModelFileError(f"{path}: {why}")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise
     except pickle.UnpicklingError as exc:
-        raise ModelFileError(f"{path}: refused: the file needs unpickling beyond tensors and "
-                             f"plain data (it could run code); only weights_only files load "
-                             f"({str(exc).splitlines()[0]})") from None
+        raise ModelFileError(f"{path}: refused: it holds Python objects other than tensors and "
+                             f"plain data, which this project never writes and never unpickles "
+                             f"({_unpickling_refusal(exc)})") from None
     except Exception as exc:
         raise ModelFileError(f"{path}: not a readable .pth: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

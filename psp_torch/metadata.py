@@ -54,3 +54,31 @@ def generic_meta(name: str, num_classes: int | None = None, crop_size: int | Non
         "mean_rgb": list(MEAN_RGB),
         "channel_order": CHANNEL_ORDER,
     }
+
+
+def config_meta(config) -> dict:
+    """Metadata of a PSPNet configuration: its released preset's (``<name>_custom_width`` when
+    only the widths differ), else generic."""
+    from .config import is_standard_width, match_preset
+    preset = match_preset(config)
+    if preset is not None:
+        meta = preset_meta(preset.name)
+        if not is_standard_width(config):
+            meta["name"] = f"{preset.name}_custom_width"
+        return meta
+    return generic_meta(f"pspnet{config.depth}_{config.num_classes}classes",
+                        config.num_classes, config.crop_size)
+
+
+def source_meta(weights) -> dict:
+    """source (file name) and source_sha256 of a weights file given by path; {} otherwise."""
+    import hashlib
+    import os
+    from pathlib import Path
+    if not isinstance(weights, (str, os.PathLike)):
+        return {}
+    h = hashlib.sha256()
+    with open(weights, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return {"source": Path(weights).name, "source_sha256": h.hexdigest()}

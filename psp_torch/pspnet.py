@@ -253,11 +253,18 @@ class PSPNet(nn.Module):
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def from_caffe(cls, prototxt, weights=None, meta: dict | None = None) -> "PSPNet":
-        """Config from a deploy prototxt (path or text); weights (caffemodel/.h5/Net) by layer name."""
+        """Config from a deploy prototxt (path or text); weights (caffemodel/.h5/Net) by layer
+        name. In eval mode, with the same ``meta`` as `psp_torch.load` gives a converted file
+        (the release's metadata where the config matches one; source and its sha256 when the
+        weights are a file), unless `meta` is given."""
         from caffe_proto import load_prototxt
+
+        from .metadata import config_meta, source_meta
 
         net = load_prototxt(prototxt)
         config = config_from_net(net)
+        if meta is None:
+            meta = {**config_meta(config), **source_meta(weights), "config_from": "prototxt"}
         if weights is not None:
             from .weights import weights_net
             wnet = weights_net(weights)

@@ -88,7 +88,7 @@ def test_fuse_pspnet_copy():
 
 def test_bench_forward_rows():
     res = bench_forward.run(specs=("pspnet50slim:65",), variants=bench_forward.VARIANTS,
-                            repeat=1, mm_n=256, log=lambda *a: None)
+                            repeat=1, mm_n=256, log=lambda *a: None, bf16="on")
     rows = {r["variant"]: r for r in res["rows"]}
     assert set(rows) == set(bench_forward.VARIANTS)
     assert rows["fp32"]["max_dev"] == 0.0
@@ -96,6 +96,47 @@ def test_bench_forward_rows():
     assert 0 < rows["bf16"]["max_dev"] < 0.1
     assert all(r["s_per_img"] > 0 and r["gmac"] > 0 and r["roofline"] > 0 for r in rows.values())
     assert "| pspnet50slim" in bench_forward.report(res)
+
+
+def test_cpu_support_is_read_from_torch():
+    from common import bf16_skip_reason, cpu_support
+    support = cpu_support()
+    assert support["capability"] == torch.backends.cpu.get_cpu_capability()
+    assert (bf16_skip_reason(support) is None) == support["bf16_fast"]
+    slow = dict(support, bf16_fast=False, capability="AVX2", native_bf16=[])
+    assert "AVX2" in bf16_skip_reason(slow) and "avx512_bf16" in bf16_skip_reason(slow)
+
+
+def test_bench_forward_skips_bf16_where_the_cpu_is_slow_at_it(monkeypatch):
+    """On a CPU without fast bf16 (auto) no bf16 matmul beyond the bounded probe runs:
+    the bf16 row is there as 'skipped' with the reason, the fp32 rows keep their roofline."""
+    import common
+    monkeypatch.setattr(bench_forward, "bf16_skip_reason", lambda: "no fast bf16 (test)")
+    sides = []
+    real = bench_forward.matmul_gmacs
+
+    def counted(n=4096, repeat=5, dtype=None, device="cpu"):
+        if dtype == torch.bfloat16:
+            sides.append(n)
+        return real(n, repeat=repeat, dtype=dtype, device=device)
+    monkeypatch.setattr(bench_forward, "matmul_gmacs", counted)
+    monkeypatch.setattr(common, "matmul_gmacs", counted)
+    res = bench_forward.run(specs=("pspnet50slim:65",), variants=("fp32", "bf16"), repeat=1,
+                            mm_n=4096 // 8, log=lambda *a: None)
+    assert [r["variant"] for r in res["rows"]] == ["fp32"]
+    assert res["rows"][0]["mm_gmac_s"] > 0 and res["rows"][0]["roofline"] > 0
+    assert sides == [256], sides                  # the probe only
+    text = bench_forward.report(res)
+    assert "| bf16" in text and "skipped" in text and "no fast bf16 (test)" in text
+    assert "bf16 mm at 256:" in res["skipped"]["bf16"]
+
+
+def test_bench_forward_bounds_a_forced_bf16_roofline(monkeypatch):
+    monkeypatch.setattr(bench_forward, "bf16_skip_reason", lambda: "no fast bf16 (test)")
+    res = bench_forward.run(specs=("pspnet50slim:65",), variants=("fp32", "bf16"), repeat=1,
+                            mm_n=1024, log=lambda *a: None, bf16="on")
+    assert res["mm_n_bf16"] == bench_forward.BF16_BOUNDED_MM
+    assert "bounded to a 512 matmul" in bench_forward.report(res)
 
 
 def test_bench_gpu_runs_on_cpu():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import oracle
 from caffe_proto import Layer, Net, load_prototxt
 from psp_torch import CaffeNet
 from psp_torch.layers import BN, Convolution, LayerError
@@ -316,3 +317,17 @@ def test_caffemodel_as_structure_with_caffe_inserted_split_layers():
     out = cnet(data=torch.from_numpy(blobs["data"]))
     for key in ("pool_ave", "pool_max"):
         np.testing.assert_array_equal(out[key].numpy(), blobs[key])   # pooling is exact
+
+
+def test_from_files_refuses_learnable_layers_without_weights(tmp_path):
+    """The converter's rule, in the library: weights that leave a learnable layer at its
+    initial values are an error naming it, unless asked for."""
+    from psp_torch.layers import LayerError
+    case = next(c for c in oracle.cases("layers") if c.name == "layers/conv_dilated")
+    renamed = tmp_path / "renamed.prototxt"
+    renamed.write_text(case.prototxt.read_text().replace('"conv_d4"', '"conv_other"'))
+    with pytest.raises(LayerError, match=r"1 learnable layer\(s\).*conv_other \(Convolution\)"):
+        CaffeNet.from_files(renamed, case.caffemodel)
+    cnet = CaffeNet.from_files(renamed, case.caffemodel, allow_missing=True)
+    assert cnet.weight_report.missing == ["conv_other"] and not cnet.training
+    assert not CaffeNet.from_files(case.prototxt, case.caffemodel).weight_report.missing

@@ -111,7 +111,7 @@ def test_verify_passes_and_fails_cleanly(tmp_path, monkeypatch, capsys):
     out = tmp_path / "v.pth"
     assert main([str(case.caffemodel), "-o", str(out), "--verify"]) == 0
     printed = capsys.readouterr().out
-    assert "max |PSPNet - CaffeNet|" in printed and out.exists()
+    assert "max |PSPNet - CaffeNet| / max |CaffeNet| = " in printed and out.exists()
     # the failure path (exit 3, nothing written), without a second pair of forwards
     def disagree(payload, dnet, wnet, log):
         assert set(payload) >= {"config", "state_dict", "meta"}
@@ -138,9 +138,12 @@ def test_command_line_end_to_end(tmp_path):
 # --- refusals: clear error, non-zero exit, no output left behind ---------------------------
 
 def _refused(args, tmp_path, capsys, match):
+    """Bad input: status 1 and one line ``error: FILE: what`` (psp_torch/cli.py; status 2 is
+    kept for usage errors), nothing written."""
     before = set(tmp_path.iterdir())
-    assert main([str(a) for a in args]) == 2
+    assert main([str(a) for a in args]) == 1
     err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert match in err, err
     assert set(tmp_path.iterdir()) == before
     return err
@@ -235,3 +238,63 @@ def test_legacy_blob_shapes_fit_and_wrong_ones_name_both_shapes():
     conv6.blobs = conv6.blobs[:1]
     with pytest.raises(WeightMismatch, match="conv6.*1 blobs"):
         state_dict_from_caffe(config, wnet)
+
+
+# --- where -o writes; weights the prototxt leaves unused or missing; --verify's line -------
+
+def test_output_into_a_folder_as_cp_does(tmp_path, capsys):
+    case = next(c for c in LAYERS if c.name == "layers/conv_dilated")
+    args = [str(case.caffemodel), "--prototxt", str(case.prototxt)]
+    assert main(args + ["-o", str(tmp_path / "new") + "/"]) == 0        # trailing slash
+    assert (tmp_path / "new" / "weights.pth").is_file()
+    (tmp_path / "there").mkdir()
+    assert main(args + ["-o", str(tmp_path / "there")]) == 0              # an existing folder
+    assert (tmp_path / "there" / "weights.pth").is_file()
+    assert main(args + ["-o", str(tmp_path / "a" / "b" / "c.pth")]) == 0  # missing parents
+    assert (tmp_path / "a" / "b" / "c.pth").is_file()
+    capsys.readouterr()
+
+
+def test_a_prototxt_using_none_of_the_weights_is_refused(tmp_path, capsys):
+    """The issue's case: a prototxt without any of the file's layers used to exit 0 after
+    copying 0 blobs."""
+    case = next(c for c in LAYERS if c.name == "layers/conv_dilated")
+    other = tmp_path / "pool.prototxt"
+    other.write_text('input: "data"\ninput_shape { dim: 1 dim: 3 dim: 10 dim: 10 }\n'
+                     'layer { name: "p" type: "Pooling" bottom: "data" top: "p" '
+                     'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n')
+    err = _refused([case.caffemodel, "--prototxt", other, "-o", tmp_path / "o.pth"], tmp_path,
+                   capsys, "none of its 3 layers with weights is in the prototxt")
+    assert str(case.caffemodel) in err
+
+
+def test_learnable_layers_without_weights_fail_or_are_listed(tmp_path, capsys):
+    case = next(c for c in LAYERS if c.name == "layers/conv_dilated")
+    renamed = tmp_path / "renamed.prototxt"
+    renamed.write_text(case.prototxt.read_text().replace('"conv_d4"', '"conv_other"'))
+    _refused([case.caffemodel, "--prototxt", renamed, "-o", tmp_path / "o.pth"], tmp_path,
+             capsys, "1 learnable layer(s) of the prototxt have no weights in it: conv_other "
+                     "(Convolution)")
+    out = tmp_path / "o.pth"
+    assert main([str(case.caffemodel), "--prototxt", str(renamed), "-o", str(out),
+                 "--allow-missing"]) == 0
+    printed = capsys.readouterr().out
+    assert "left at initial values (--allow-missing): 1" in printed
+    assert "conv_other (Convolution): no weights in weights.caffemodel" in printed
+    assert "conv_d4 (Convolution): not in the prototxt" in printed
+    model = psp_torch.load(out)
+    assert model.meta["initial_values"] == ["conv_other"]
+    again = psp_torch.load(out)             # the initial values are stored: same model twice
+    x = torch.randn(1, 4, 21, 23)
+    with torch.no_grad():
+        a, b = model(data=x), again(data=x)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_verify_states_difference_and_tolerance_alike():
+    """Both relative to the output's range (and both absolute alongside): the issue's line
+    '0.00124 ... tolerance 0.001' read as a failure that passed."""
+    line = convert_mod.verify_line(0.00124, 13.0, 1e-3)
+    assert line.startswith("verify: max |PSPNet - CaffeNet| / max |CaffeNet| = 9.54e-05, "
+                           "within the tolerance 0.001 (absolute: 0.00124 against 0.013;")
+    assert "ABOVE the tolerance 0.001" in convert_mod.verify_line(0.1, 13.0, 1e-3)

@@ -36,6 +36,7 @@ layer {{ name: "score_interp" type: "Interp" bottom: "score" top: "score_interp"
   interp_param {{ zoom_factor: 8 }} }}
 '''
     stem = f"tiny{classes}{name}"
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{stem}.prototxt").write_text(text)
     net = load_prototxt(text)
     rng = np.random.RandomState(classes)
@@ -215,8 +216,10 @@ def test_missing_files_stop_before_any_work(models, tmp_path, capsys, monkeypatc
     monkeypatch.setattr(eval_run, "segment_counted", _fail_if_called)
     argv = ["--weights", models[21], "--dataset", "voc", "--split", "val",
             "--data-root", tmp_path, "--out", tmp_path / "o", "--workers", "0"]
-    with pytest.raises(SystemExit, match="2007_000129.png \\(missing\\)"):
-        eval_run.main([str(a) for a in argv])
+    assert eval_run.main([str(a) for a in argv]) == 1       # bad input: 1 (psp_torch/cli.py)
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {gone}: 1 dataset file(s) missing or unreadable"), err
+    assert "2007_000129.png (missing)" in err
     monkeypatch.undo()
     text = _run(argv + ["--skip-missing"], capsys)
     assert "NO REFERENCE (files were skipped)" in text
@@ -230,6 +233,56 @@ def test_image_mode_writes_overlay(models, tmp_path, capsys):
     assert "overlay" in text
     overlay = np.array(Image.open(tmp_path / "overlay/2007_000033.png"))
     assert overlay.shape == (366, 500, 3)
+
+
+def _photo(path: Path, seed: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_image_paths_folders_globs_and_distinct_names(tmp_path):
+    a, b = _photo(tmp_path / "a" / "x.jpg", 0), _photo(tmp_path / "b" / "x.jpg", 1)
+    c = _photo(tmp_path / "b" / "x.png", 2)
+    (tmp_path / "b" / "notes.txt").write_text("not an image")
+    paths = eval_run.image_paths([tmp_path / "a", str(tmp_path / "b" / "*.jpg"), a])
+    assert paths == [a, b]                                  # folder, glob; a named twice
+    assert eval_run.output_names(paths) == ["a/x", "b/x"]
+    assert eval_run.output_names([b, c]) == ["x.jpg", "x.png"]
+    assert eval_run.output_names([a, c]) == ["a/x", "b/x"]
+    assert eval_run.image_paths([tmp_path / "b"]) == [b, c]
+    names = eval_run.output_names([a, b, c])
+    assert len(set(names)) == 3
+    for bad, what in [(tmp_path / "none.jpg", "no such image"),
+                      (str(tmp_path / "*.gif"), "no file matches"),
+                      (tmp_path / "empty", "no images")]:
+        if "empty" in str(bad):
+            bad.mkdir()
+        with pytest.raises(FileNotFoundError) as e:
+            eval_run.image_paths([bad])
+        assert str(bad) == e.value.filename and what in e.value.strerror
+
+
+def test_image_mode_folders_keep_same_named_outputs_apart(models, tmp_path, capsys):
+    """Two images called x.jpg in two folders: two overlays, each of its own image."""
+    _photo(tmp_path / "in" / "a" / "x.jpg", 0)
+    _photo(tmp_path / "in" / "b" / "x.jpg", 1)
+    out = tmp_path / "out"
+    text = _run(["--weights", models[21], "--dataset", "voc", "--image", tmp_path / "in" / "a",
+                 str(tmp_path / "in" / "b" / "*.jpg"), "--out", out, "--crop-size", "33",
+                 "--base-size", "52"], capsys)
+    overlays = sorted(p.relative_to(out / "overlay").as_posix()
+                      for p in (out / "overlay").rglob("*.png"))
+    assert overlays == ["a/x.png", "b/x.png"], (overlays, text)
+    assert (out / "overlay/a/x.png").read_bytes() != (out / "overlay/b/x.png").read_bytes()
+
+
+def test_image_mode_missing_image_is_one_line(models, tmp_path, capsys):
+    rc = eval_run.main([str(a) for a in ["--weights", models[21], "--dataset", "voc",
+                                         "--image", tmp_path / "nope", "--out", tmp_path]])
+    err = capsys.readouterr().err
+    assert rc == 1 and err == f"error: {tmp_path / 'nope'}: no such image, folder or pattern\n"
 
 
 def test_torchrun_two_processes_equal_one_process(models, tmp_path):
@@ -272,3 +325,69 @@ def test_reference_applies_only_to_default_full_split():
     assert eval_run.reference_for("ade20k", "val", base, p, "--limit") == (None, "--limit")
     v = BY_DATASET["voc"]
     assert eval_run.reference_for("voc", "val", base, v, None)[0] is None     # test only
+
+
+# ---------------------------------------------------------------- --resume proves the run
+
+def _ade_argv(weights, out, *extra):
+    return ["--weights", weights, "--dataset", "ade20k", "--data-root", SAMPLES, "--base-size",
+            "160", "--crop-size", "161", "--out", out, "--workers", "0", "--limit", "2", *extra]
+
+
+def _refused(argv, capsys, *mentions):
+    rc = eval_run.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    for m in mentions:
+        assert m in err, err
+    return err
+
+
+def test_resume_refuses_other_settings_and_other_models(models, tmp_path, capsys, monkeypatch):
+    """The issue's cases: a single-scale folder resumed with --ms, and a folder resumed with
+    another model, are refused (naming what differs); the folder is left as it was."""
+    out = tmp_path / "run"
+    _run(_ade_argv(models[150], out), capsys)
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["settings"]["scales"] == [1.0] and rec["settings"]["crop_size"] == 161
+    assert rec["model"]["sha256"] == json.loads((out / "results.json").read_text())["model_sha256"]
+    before = {p.name: p.read_bytes() for p in (out / "labels").iterdir()}
+    monkeypatch.setattr(eval_run, "segment", _fail_if_called)
+
+    _refused(_ade_argv(models[150], out, "--scales", "0.5,1", "--resume"), capsys,
+             "run.json", "settings.scales: saved [1.0], now [0.5, 1.0]")
+    _refused(_ade_argv(models[150], out, "--no-flip", "--resume"), capsys, "settings.flip")
+    _refused(_ade_argv(models[150], out, "--softmax", "matlab", "--resume"), capsys,
+             'settings.softmax: saved "stable", now "matlab"')
+    other = _tiny_caffe_net(tmp_path / "other", 150, hot=0.5)
+    _refused(_ade_argv(other, out, "--resume"), capsys, "model.sha256")
+    assert {p.name: p.read_bytes() for p in (out / "labels").iterdir()} == before
+
+    # the same model under another name and another batch size: the same run
+    moved = shutil.copy(models[150], tmp_path / "moved.pth")
+    text = _run(_ade_argv(moved, out, "--batch", "5", "--resume"), capsys)
+    assert "(2 resumed)" in text
+
+
+def test_resume_refuses_outputs_without_a_record(models, tmp_path, capsys):
+    out = tmp_path / "run"
+    _run(_ade_argv(models[150], out), capsys)
+    (out / "run.json").unlink()                       # e.g. made by an older version
+    _refused(_ade_argv(models[150], out, "--resume"), capsys, "run.json", "no record")
+
+
+def test_a_fresh_run_replaces_another_runs_outputs(models, tmp_path, capsys):
+    """Without --resume a different run takes the folder over: the earlier predictions go,
+    so that a later --resume can only reuse what the recorded run made."""
+    out = tmp_path / "run"
+    _run(_ade_argv(models[150], out, "--limit", "3"), capsys)
+    assert len(list((out / "labels").iterdir())) == 3
+    assert eval_run.main([str(a) for a in _ade_argv(models[150], out, "--no-flip",
+                                                    "--limit", "1")]) == 0
+    assert "held outputs of another run (settings.flip: saved true, now false)" in \
+        capsys.readouterr().err
+    assert len(list((out / "labels").iterdir())) == 1
+    assert json.loads((out / "run.json").read_text())["settings"]["flip"] is False
+    text = _run(_ade_argv(models[150], out, "--no-flip", "--limit", "3", "--resume"), capsys)
+    assert "(1 resumed)" in text

@@ -359,3 +359,22 @@ def test_fuse_method_folds_every_bn_and_stays_close():
     with torch.no_grad():
         ref, out = model(x), fused(x)
     assert (ref - out).abs().max() <= 1e-4 * ref.abs().max()
+
+
+def test_from_caffe_and_from_files_follow_psp_torch_load(tmp_path):
+    """One convention for every way to get a model: eval mode and the full meta."""
+    from pspnet_caffe.converter.convert import convert
+    case = next(c for c in oracle.cases("nets") if c.name == "nets/pspnet101_voc_slim")
+    model = PSPNet.from_caffe(case.prototxt, case.caffemodel)
+    loaded = psp_torch.load(convert(case.caffemodel, case.prototxt, out=tmp_path / "m.pth",
+                                    log=lambda *a: None))
+    assert not model.training and not loaded.training
+    expected = {k: v for k, v in loaded.meta.items() if k != "converter_version"}
+    assert model.meta == expected
+    assert model.meta["name"] == "pspnet101_voc2012_custom_width"
+    assert model.meta["class_names"][15] == "person"
+
+    cnet = psp_torch.CaffeNet.from_files(case.prototxt, case.caffemodel)
+    assert not cnet.training and not any(m.training for m in cnet.modules())
+    assert cnet.meta["source"] == "weights.caffemodel"
+    assert cnet.meta["source_sha256"] == loaded.meta["source_sha256"]

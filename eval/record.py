@@ -1,0 +1,121 @@
+"""What made a run folder: ``OUT/run.json``, written before the first image, checked by --resume.
+
+A finished image's label PNG is only reusable by a run that would have predicted the same
+PNG: same model bytes, same dataset and split, same protocol settings. The record holds
+exactly those facts:
+
+    {"format": "pspnet_caffe.eval.run/1",
+     "model": {"sha256": ..., "from": "X.pth" | "MODULE:CALLABLE"},
+     "dataset": ..., "split": ...,
+     "settings": every field of protocol.Settings except those that cannot change a
+                 prediction (batch: how many windows share a network call), with the device
+                 reduced to its kind (cpu / cuda: float summation differs between them)}
+
+`model.from` is informative (a moved file is the same model); everything else must match.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from psp_torch.io import atomic_write
+
+FORMAT = "pspnet_caffe.eval.run/1"
+NAME = "run.json"
+NOT_PREDICTIVE = ("batch",)        # Settings fields that never change a prediction
+
+
+class RecordMismatch(ValueError):
+    """--resume on a folder made by another model or other settings (message says what)."""
+
+
+def file_sha256(path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def state_sha256(model) -> str:
+    """sha256 of a model's state_dict (names, dtypes, shapes and bytes, in name order): the
+    identity of a model that comes from code (--model) rather than from a file."""
+    import torch
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def make(model_sha256: str, model_from: str, dataset: str, split: str, settings) -> dict:
+    fields = dataclasses.asdict(settings)
+    for name in NOT_PREDICTIVE:
+        fields.pop(name, None)
+    if "device" in fields:
+        fields["device"] = str(fields["device"]).split(":")[0]
+    fields = json.loads(json.dumps(fields))            # tuples -> lists, as read back
+    return {"format": FORMAT, "model": {"sha256": model_sha256, "from": str(model_from)},
+            "dataset": dataset, "split": split, "settings": fields}
+
+
+def differences(saved: dict, current: dict) -> list[str]:
+    """'what: saved X, now Y' for every fact that differs (model.from excepted)."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict):
+                out.update(flat(v, key + "."))
+            elif key != "model.from":
+                out[key] = v
+        return out
+    a, b = flat(saved), flat(current)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            lines.append(f"{key}: saved {_short(a.get(key, '<absent>'))}, "
+                         f"now {_short(b.get(key, '<absent>'))}")
+    return lines
+
+
+def _short(v) -> str:
+    return f"{v[:12]}..." if isinstance(v, str) and len(v) == 64 else json.dumps(v)
+
+
+def read(out: Path) -> dict | None:
+    path = Path(out) / NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RecordMismatch(f"{path}: unreadable run record ({exc})") from None
+
+
+def write(out: Path, record: dict) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, indent=1) + "\n"
+    return atomic_write(out / NAME, lambda tmp: Path(tmp).write_text(text))
+
+
+def check_resume(out: Path, record: dict, has_outputs: bool) -> None:
+    """Raise RecordMismatch unless the folder's outputs were made by `record`'s run."""
+    saved = read(out)
+    path = Path(out) / NAME
+    if saved is None:
+        if has_outputs:
+            raise RecordMismatch(
+                f"{path}: missing: the outputs in {out} carry no record of the model and "
+                f"settings that made them, so --resume cannot reuse them (drop --resume to "
+                f"replace them, or use another --out)")
+        return
+    diff = differences(saved, record)
+    if diff:
+        raise RecordMismatch(
+            f"{path}: --resume refused: this folder was made by another run ("
+            + "; ".join(diff) + "); drop --resume to replace its outputs, or use another --out")
