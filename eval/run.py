@@ -293,10 +293,11 @@ def run_images(args, model, dataset, settings) -> int:
 
 
 def model_identity(args, model) -> tuple[str, str]:
-    """(sha256, where from) of the model: the file's bytes for --weights, the state_dict's
-    for --model."""
-    if args.weights:
-        return record.file_sha256(args.weights), str(args.weights)
+    """(sha256, where from) of the model: the file's bytes for --weights and --onnx, the
+    state_dict's for --model."""
+    if args.weights or args.onnx:
+        path = args.weights or args.onnx
+        return record.file_sha256(path), str(path)
     return record.state_sha256(model), args.model
 
 

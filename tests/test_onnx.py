@@ -53,7 +53,7 @@ class _Layers(torch.nn.Module):
 @pytest.fixture(scope="module")
 def layers_session(tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "layers.onnx"
-    prog = torch.onnx.export(_Layers(), (torch.zeros(2, 3, 12, 14),), None, dynamo=True,
+    prog = torch.onnx.export(_Layers().eval(), (torch.zeros(2, 3, 12, 14),), None, dynamo=True,
                              opset_version=OPSET, dynamic_shapes={"x": {0: DYN, 2: DYN, 3: DYN}},
                              verbose=False)
     prog.save(str(path))
@@ -221,6 +221,8 @@ def test_eval_run_onnx_gives_the_torch_results(slim, tmp_path, capsys):
     assert a.keys() == b.keys()
     worst, counts = 0.0, 0.0
     for key, x in a.items():
+        if key.endswith("sha256"):                                 # the model files differ
+            continue
         if isinstance(x, float) and isinstance(b[key], float):     # IoU, accuracies
             worst = max(worst, abs(x - b[key]))
         elif isinstance(x, int) and not isinstance(x, bool):        # pixel counts
