@@ -35,7 +35,11 @@ class PSPNetConfig:
     stride_on_reduce  stage-3 stride 2 on conv3_1_1x1_reduce (ADE20K) instead of conv3_1_3x3
     dilations       3x3 dilation of each stage (stride 1 in stages 4 and 5)
     crop_size       training crop = deploy input; fixes the PPM kernels and Interp size
-    bins            pyramid bins; kernels (= strides) are feature_size // bin
+    bins            pyramid bins; kernels (= strides) are feature_size // bin; () = no
+                    pyramid (the dilated-FCN baseline of the paper's Table 1)
+    pool            pyramid pooling "ave" (the release) or "max" (Table 1)
+    reduction       1x1 conv + BN + ReLU after each pyramid pooling (the paper's DR, the
+                    release); False: the pooled maps are upsampled and concatenated as they are
     ppm_width, head_width   conv5_3_poolN_conv and conv5_4 outputs
     aux_width       conv4_24 output (0 = no auxiliary head)
     bn_eps          BN eps (bn_param.eps, Caffe default 1e-5)
@@ -54,11 +58,32 @@ class PSPNetConfig:
     aux_width: int = 0
     bn_eps: float = 1e-5
     dropout: float = 0.1
+    pool: str = "ave"
+    reduction: bool = True
+
+    def __post_init__(self):
+        if self.pool not in ("ave", "max"):
+            raise ValueError(f"pool must be 'ave' or 'max', not {self.pool!r}")
+        if any(b < 1 or b > self.feature_size for b in self.bins) or len(set(self.bins)) != len(self.bins):
+            raise ValueError(f"bins {list(self.bins)}: each bin must be distinct and within "
+                             f"1..{self.feature_size} (the stage-5 side at crop {self.crop_size})")
+        if len(self.blocks) != 4 or min(self.blocks) < 1:
+            raise ValueError(f"blocks {list(self.blocks)}: four stages of at least one block")
 
     @property
     def depth(self) -> int:
         """ResNet depth: 3 layers per bottleneck + stem conv + classifier (50, 101)."""
         return 3 * sum(self.blocks) + 2
+
+    @property
+    def pyramid_width(self) -> int:
+        """Channels each pyramid level adds to the concat (ppm_width, or stage 5's without DR)."""
+        return self.ppm_width if self.reduction else self.out_widths[3]
+
+    @property
+    def concat_width(self) -> int:
+        """conv5_4's input channels: stage 5 plus every pyramid level."""
+        return self.out_widths[3] + len(self.bins) * self.pyramid_width
 
     @property
     def feature_size(self) -> int:
@@ -192,8 +217,7 @@ def config_from_net(net, *, crop_size: int | None = None) -> PSPNetConfig:
     dilations = tuple(_conv_dilation(layers[f"conv{s}_1_3x3"], DEFAULT_DILATIONS[s - 2])
                       for s in (2, 3, 4, 5))
 
-    ppm = [need(f"conv5_3_pool{b}_conv") for b in (1, 2, 3, 6)]
-    ppm_width = _out_channels(ppm[0])
+    bins, reduction, pool, ppm_width = _pyramid_of(net, layers)
     head_width = _out_channels(need("conv5_4"))
     classes = _out_channels(need("conv6"))
 
@@ -219,12 +243,45 @@ def config_from_net(net, *, crop_size: int | None = None) -> PSPNetConfig:
     if aux_name in layers and AUX_CLASSIFIER in layers:
         aux_width = _out_channels(layers[aux_name])
 
+    dropout = PSPNetConfig.__dataclass_fields__["dropout"].default
+    drop = layers.get("conv5_4/dropout")
+    if drop is not None and drop.param.HasField("dropout_param"):
+        dropout = float(f"{drop.param.dropout_param.dropout_ratio:.7g}")
+
     config = PSPNetConfig(num_classes=classes, blocks=blocks, stem_widths=stem, mid_widths=mid,
                           out_widths=out, stride_on_reduce=reduce_stride == 2,
                           dilations=dilations, crop_size=crop_size, ppm_width=ppm_width,
-                          head_width=head_width, aux_width=aux_width, bn_eps=bn_eps)
+                          head_width=head_width, aux_width=aux_width, bn_eps=bn_eps,
+                          bins=bins, pool=pool, reduction=reduction, dropout=dropout)
     _check_pyramid(net, layers, config)
     return config
+
+
+_PYRAMID = re.compile(r"^conv5_3_pool(\d+)(_conv)?$")
+
+
+def _pyramid_of(net, layers):
+    """(bins, reduction, pool, ppm_width) of the net's pyramid (bins () when it has none)."""
+    found = {}
+    for name in layers:
+        m = _PYRAMID.match(name)
+        if m:
+            found.setdefault(int(m.group(1)), set()).add(bool(m.group(2)))
+    bins = tuple(sorted(found))
+    if not bins:
+        return (), True, "ave", PSPNetConfig.__dataclass_fields__["ppm_width"].default
+    with_conv = {b for b, kinds in found.items() if True in kinds}
+    if with_conv and with_conv != set(bins):
+        missing = sorted(set(bins) - with_conv)
+        raise NotAPSPNet(f"{net.source}: pyramid levels {missing} have no conv5_3_pool*_conv "
+                         f"while the others have one")
+    pool = "ave"
+    layer = layers.get(f"conv5_3_pool{bins[0]}")
+    if layer is not None and layer.param.HasField("pooling_param"):
+        pool = "max" if layer.param.pooling_param.pool == 0 else "ave"   # MAX = 0, AVE = 1
+    if with_conv:
+        return bins, True, pool, _out_channels(layers[f"conv5_3_pool{bins[0]}_conv"])
+    return bins, False, pool, PSPNetConfig.__dataclass_fields__["ppm_width"].default
 
 
 def aux_width_of(net) -> int:

@@ -7,6 +7,11 @@ frozen), so that for the three released configurations the parsed result equals
 the parsed released prototxt (tests/test_export.py). Used by the exporter, by
 the converter when a caffemodel comes without a prototxt, and by ``--verify``.
 
+The paper's variants (`PSPNetConfig.bins` / ``pool`` / ``reduction``, any depth) are
+written the same way: MAX pooling layers for ``pool="max"``, no ``conv5_3_pool*_conv``
+without dimension reduction (pool -> Interp -> Concat), and no pyramid nor concat for
+``bins=()`` (conv5_4 on conv5_3). Caffe expresses all of them.
+
 The auxiliary head of the training net (conv4_24 3x3 pad 1 + BN + ReLU + dropout,
 conv6_1 1x1 with bias) can be appended for weight files; its training-time
 parameters are not published, so those layers carry the backbone's settings.
@@ -150,12 +155,15 @@ def deploy_net(config: PSPNetConfig, model_name: str | None = None, *,
     feat = c.feature_size
     pooled = []
     for bin_, kernel in zip(c.bins, c.pool_kernels):
-        p = b.pool(f"conv5_3_pool{bin_}", x, "AVE", kernel, kernel)
-        p = b.conv_bn_relu(f"conv5_3_pool{bin_}_conv", p, c.ppm_width, 1, lr=10,
-                           pad_field=False)
+        p = b.pool(f"conv5_3_pool{bin_}", x, c.pool.upper(), kernel, kernel)
+        if c.reduction:
+            p = b.conv_bn_relu(f"conv5_3_pool{bin_}_conv", p, c.ppm_width, 1, lr=10,
+                               pad_field=False)
         pooled.append(b.interp(f"conv5_3_pool{bin_}_interp", p, size=feat))
-    b._add("conv5_3_concat", "Concat", [x] + pooled[::-1], ["conv5_3_concat"])
-    y = b.conv_bn_relu("conv5_4", "conv5_3_concat", c.head_width, 3, pad=1, lr=10)
+    if pooled:
+        b._add("conv5_3_concat", "Concat", [x] + pooled[::-1], ["conv5_3_concat"])
+        x = "conv5_3_concat"
+    y = b.conv_bn_relu("conv5_4", x, c.head_width, 3, pad=1, lr=10)
 
     def dropout(p):
         p.dropout_param.dropout_ratio = c.dropout

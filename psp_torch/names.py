@@ -70,7 +70,7 @@ def layer_keys(config: PSPNetConfig, aux: bool | None = None) -> list[LayerKeys]
             if i == 1:
                 out += _conv_bn(f"conv{s}_1_1x1_proj", f"{block}.downsample.0",
                                 f"{block}.downsample.1")
-    for j, b in enumerate(config.bins):
+    for j, b in enumerate(config.bins if config.reduction else ()):
         out += _conv_bn(f"conv5_3_pool{b}_conv", f"ppm.stages.{j}.conv", f"ppm.stages.{j}.bn")
     out += _conv_bn("conv5_4", "head.conv", "head.bn")
     out.append(LayerKeys("conv6", "classifier", CONV_BIAS))

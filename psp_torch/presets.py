@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 MEAN_RGB = (123.68, 116.779, 103.939)
 CHANNEL_ORDER = "BGR"
 
-BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+# Bottlenecks per stage conv2..conv5 of the deep-stem ResNets (paper Table 3: 50/101/152/269).
+BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3), 269: (3, 30, 48, 8)}
 MS_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
@@ -68,3 +69,59 @@ PRESETS = {
     ]
 }
 BY_DATASET = {p.dataset: p for p in PRESETS.values()}
+
+
+# --- training facts of the release -----------------------------------------------------------
+# Read off the released deploy prototxts (every layer's `param { lr_mult decay_mult }`, every
+# `bn_param { momentum }`, `dropout_ratio`) and the oracle's TRAIN net for the aux head, which
+# the release does not ship. One (lr_mult, decay_mult) pair per parameter role:
+#   backbone      conv weights of the ImageNet ResNet (stem, conv2..conv5)        1, 1
+#   backbone_bn   their BN slope and bias                                         1, 0
+#   new           conv5_3_pool*_conv, conv5_4, conv6 weight, conv4_24, conv6_1 weight  10, 1
+#   new_bn        BN slope and bias of the new convs                             10, 0
+#   new_bias      conv6 and conv6_1 biases                                       20, 1
+# BN mean/variance blobs have lr 0 (moving averages, changed only by the forward).
+MULTIPLIERS = {
+    "backbone": (1.0, 1.0),
+    "backbone_bn": (1.0, 0.0),
+    "new": (10.0, 1.0),
+    "new_bn": (10.0, 0.0),
+    "new_bias": (20.0, 1.0),
+}
+BN_MOMENTUM = 0.95          # bn_param.momentum of every released BN layer (Caffe's meaning)
+DROPOUT = 0.1               # conv5_4/dropout dropout_ratio of every release
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """The paper's recipe (section 5.1, section 4) and the release's settings for one dataset.
+
+    Sources: iterations, crop, batch, lr, poly power, momentum, weight decay, aux weight,
+    scale and rotation ranges, blur: paper section 5.1 / 4 (rotation and Gaussian blur "for
+    ImageNet [= ADE20K, the ImageNet scene parsing challenge] and PASCAL VOC", so off for
+    Cityscapes); multipliers, BN momentum, dropout: the release prototxts (above).
+    """
+    dataset: str
+    iterations: int
+    crop_size: int
+    rotate: bool
+    blur: bool
+    base_lr: float = 0.01
+    power: float = 0.9
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    batch_size: int = 16
+    aux_weight: float = 0.4
+    scale_range: tuple = (0.5, 2.0)
+    rotate_range: tuple = (-10.0, 10.0)
+    blur_kernel: int = 5
+    ignore_label: int = 255
+    dropout: float = DROPOUT
+    bn_momentum: float = BN_MOMENTUM
+
+
+RECIPES = {
+    "ade20k": TrainRecipe("ade20k", 150_000, 473, rotate=True, blur=True),
+    "voc": TrainRecipe("voc", 30_000, 473, rotate=True, blur=True),
+    "cityscapes": TrainRecipe("cityscapes", 90_000, 713, rotate=False, blur=False),
+}

@@ -27,15 +27,23 @@ Structure (names as in the deploy prototxts, state_dict keys in `psp_torch.names
 * aux head (training only, when the config has one): conv4_24 3x3 (pad 1) + BN +
   ReLU + dropout 0.1 + conv6_1 1x1 with bias, on the last stage-4 block.
 
-BN is `nn.BatchNorm2d` with the file's eps (default 1e-5), so the model can be
-fine-tuned; in eval mode it computes Caffe's frozen BN,
-``slope * (x - mean) / sqrt(var + eps) + bias``.
+BN is `psp_torch.batchnorm2d.BatchNorm2d` (an `nn.BatchNorm2d`) with the file's eps
+(default 1e-5): in eval mode it computes Caffe's frozen BN,
+``slope * (x - mean) / sqrt(var + eps) + bias``; in train mode the fork's TRAIN BN
+(batch statistics, biased moving average with momentum 0.95), or the stored
+statistics when frozen (`pspnet_caffe.train.bn.freeze_bn`).
+
+The paper's experiments are config fields: ``bins`` (``()`` = the dilated-FCN
+baseline: conv5_4 directly on conv5_3), ``pool`` ("ave" | "max"), ``reduction``
+(the 1x1 dimension reduction; without it the pooled maps are upsampled and
+concatenated as they are), ``aux_width`` (0 = no aux head), ``blocks`` (depth).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from .batchnorm2d import BatchNorm2d
 from .config import PSPNetConfig, aux_width_of, config_from_net, preset_config
 from .layers.interp import interp
 from .layers.pooling import pool2d
@@ -52,9 +60,9 @@ class Stem(nn.Module):
     def __init__(self, widths, eps):
         super().__init__()
         w1, w2, w3 = widths
-        self.conv1, self.bn1 = _conv(3, w1, 3, stride=2), nn.BatchNorm2d(w1, eps=eps)
-        self.conv2, self.bn2 = _conv(w1, w2, 3), nn.BatchNorm2d(w2, eps=eps)
-        self.conv3, self.bn3 = _conv(w2, w3, 3), nn.BatchNorm2d(w3, eps=eps)
+        self.conv1, self.bn1 = _conv(3, w1, 3, stride=2), BatchNorm2d(w1, eps=eps)
+        self.conv2, self.bn2 = _conv(w1, w2, 3), BatchNorm2d(w2, eps=eps)
+        self.conv3, self.bn3 = _conv(w2, w3, 3), BatchNorm2d(w3, eps=eps)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
@@ -73,15 +81,15 @@ class Bottleneck(nn.Module):
     def __init__(self, cin, mid, cout, *, reduce_stride=1, conv_stride=1, dilation=1,
                  project=False, eps=1e-5):
         super().__init__()
-        self.conv1, self.bn1 = _conv(cin, mid, 1, stride=reduce_stride), nn.BatchNorm2d(mid, eps=eps)
+        self.conv1, self.bn1 = _conv(cin, mid, 1, stride=reduce_stride), BatchNorm2d(mid, eps=eps)
         self.conv2 = _conv(mid, mid, 3, stride=conv_stride, dilation=dilation)
-        self.bn2 = nn.BatchNorm2d(mid, eps=eps)
-        self.conv3, self.bn3 = _conv(mid, cout, 1), nn.BatchNorm2d(cout, eps=eps)
+        self.bn2 = BatchNorm2d(mid, eps=eps)
+        self.conv3, self.bn3 = _conv(mid, cout, 1), BatchNorm2d(cout, eps=eps)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if project:
             self.downsample = nn.Sequential(_conv(cin, cout, 1, stride=reduce_stride * conv_stride),
-                                            nn.BatchNorm2d(cout, eps=eps))
+                                            BatchNorm2d(cout, eps=eps))
 
     def forward(self, x, blobs=None, name=None):
         y = self.relu(self.bn1(self.conv1(x)))
@@ -100,31 +108,44 @@ class Bottleneck(nn.Module):
 
 
 class PyramidStage(nn.Module):
-    """conv5_3_pool{b}: AVE pool (fixed kernel = stride) -> 1x1 conv -> BN -> ReLU."""
+    """conv5_3_pool{b}: AVE (or MAX) pool (fixed kernel = stride) -> 1x1 conv -> BN -> ReLU.
 
-    def __init__(self, cin, cout, kernel, eps):
+    Without dimension reduction (``cout`` None) the pooled map is the stage's output.
+    """
+
+    def __init__(self, cin, cout, kernel, eps, pool="ave"):
         super().__init__()
-        self.kernel = kernel
-        self.conv, self.bn = _conv(cin, cout, 1), nn.BatchNorm2d(cout, eps=eps)
-        self.relu = nn.ReLU(inplace=True)
+        self.kernel, self.pool = kernel, pool
+        if cout is not None:
+            self.conv, self.bn = _conv(cin, cout, 1), BatchNorm2d(cout, eps=eps)
+            self.relu = nn.ReLU(inplace=True)
+        else:
+            self.conv = None
 
     def forward(self, x, blobs=None, name=None):
         k = (self.kernel, self.kernel)
-        y = pool2d(x, "ave", k, k, (0, 0))
-        z = self.relu(self.bn(self.conv(y)))
+        y = pool2d(x, self.pool, k, k, (0, 0))
+        z = y if self.conv is None else self.relu(self.bn(self.conv(y)))
         if blobs is not None:
-            blobs[name], blobs[f"{name}_conv"] = y, z
+            blobs[name] = y
+            if self.conv is not None:
+                blobs[f"{name}_conv"] = z
         return z
 
 
 class PyramidPooling(nn.Module):
-    """The PPM: stages in bin order; output concat(x, pool6, pool3, pool2, pool1)."""
+    """The PPM: stages in bin order; output concat(x, pool6, pool3, pool2, pool1).
 
-    def __init__(self, cin, width, kernels, eps):
+    No stages (no bins): x itself (the dilated-FCN baseline).
+    """
+
+    def __init__(self, cin, width, kernels, eps, pool="ave"):
         super().__init__()
-        self.stages = nn.ModuleList(PyramidStage(cin, width, k, eps) for k in kernels)
+        self.stages = nn.ModuleList(PyramidStage(cin, width, k, eps, pool) for k in kernels)
 
     def forward(self, x, blobs=None, bins=None):
+        if not self.stages:
+            return x
         size = tuple(x.shape[-2:])
         if blobs is None:
             pooled = [interp(stage(x), size) for stage in self.stages]
@@ -141,7 +162,7 @@ class Head(nn.Module):
 
     def __init__(self, cin, width, dropout, eps):
         super().__init__()
-        self.conv, self.bn = _conv(cin, width, 3), nn.BatchNorm2d(width, eps=eps)
+        self.conv, self.bn = _conv(cin, width, 3), BatchNorm2d(width, eps=eps)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
 
@@ -154,7 +175,7 @@ class AuxHead(nn.Module):
 
     def __init__(self, cin, width, classes, dropout, eps):
         super().__init__()
-        self.conv, self.bn = _conv(cin, width, 3), nn.BatchNorm2d(width, eps=eps)
+        self.conv, self.bn = _conv(cin, width, 3), BatchNorm2d(width, eps=eps)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
         self.classifier = _conv(width, classes, 1, bias=True)
@@ -167,7 +188,7 @@ class PSPNet(nn.Module):
     """PSPNet of the Caffe release; ``model(x)`` -> (N, classes, H, W) raw scores.
 
     ``x``: (N, 3, H, W) float32, BGR, mean-subtracted (see `psp_torch.preprocess`).
-    In train mode with an aux head the result is ``{"out": ..., "aux": ...}``.
+    In train mode the result is ``{"out": ..., "aux": ...}`` ("aux" only with an aux head).
     """
 
     def __init__(self, config: PSPNetConfig, meta: dict | None = None):
@@ -190,8 +211,9 @@ class PSPNet(nn.Module):
                                          dilation=c.dilations[s], project=first, eps=eps))
             self.add_module(f"layer{s + 1}", nn.Sequential(*blocks))
             cin = c.out_widths[s]
-        self.ppm = PyramidPooling(cin, c.ppm_width, c.pool_kernels, eps)
-        self.head = Head(cin + len(c.bins) * c.ppm_width, c.head_width, c.dropout, eps)
+        self.ppm = PyramidPooling(cin, c.ppm_width if c.reduction else None, c.pool_kernels,
+                                  eps, c.pool)
+        self.head = Head(c.concat_width, c.head_width, c.dropout, eps)
         self.classifier = _conv(c.head_width, c.num_classes, 1, bias=True)
         self.aux = (AuxHead(c.out_widths[2], c.aux_width, c.num_classes, c.dropout, eps)
                     if c.aux else None)
@@ -205,9 +227,11 @@ class PSPNet(nn.Module):
         x = self.layer4(c4)
         x = self.classifier(self.head(self.ppm(x)))
         out = interp(x, size)
-        if self.training and self.aux is not None:
-            return {"out": out, "aux": interp(self.aux(c4), size)}
-        return out
+        if not self.training:
+            return out
+        if self.aux is None:
+            return {"out": out}
+        return {"out": out, "aux": interp(self.aux(c4), size)}
 
     def forward_blobs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every top blob of the deploy net under its Caffe name, for parity checks.

@@ -47,9 +47,15 @@ class OracleCase:
 
 
 def cases(group: str | None = None) -> list[OracleCase]:
-    """All cases, or those of one group ("layers", "nets")."""
+    """All forward cases, or those of one group ("layers", "nets").
+
+    The training oracle (``train/``: three SGD iterations, no deploy net) is not a forward
+    case; tests/test_train_oracle.py reads it.
+    """
     out = []
     for d in sorted(ORACLE.glob("*/*")):
+        if d.parent.name == "train":
+            continue
         if (d / "meta.json").exists() and (group is None or d.parent.name == group):
             out.append(OracleCase(f"{d.parent.name}/{d.name}", d))
     return out

@@ -1,0 +1,96 @@
+"""Batch normalisation for training, as the PSPNet fork's ``BN`` layer does it.
+
+Trainable BN (the default, ``frozen: false``): `psp_torch.batchnorm2d.BatchNorm2d` in train
+mode normalises with the batch mean and biased variance and keeps Caffe's moving average
+(momentum 0.95, biased variance stored). `freeze_bn` is the fork's ``frozen: true``: the
+stored statistics are used and never updated, and slope/bias are not trained (the fork forces
+their lr to 0). `sync_bn` gives the same semantics over a process group (statistics of the
+whole distributed batch).
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from psp_torch.batchnorm2d import BatchNorm2d, caffe_moving_average
+
+MIN_IMAGES_PER_BN_BATCH = 8
+
+
+def bn_modules(model: nn.Module):
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def freeze_bn(model: nn.Module) -> int:
+    """Freeze every BN of `model` (stored statistics, no slope/bias training); returns the count."""
+    count = 0
+    for m in bn_modules(model):
+        m.frozen = True
+        for p in m.parameters(recurse=False):
+            p.requires_grad_(False)
+        count += 1
+    return count
+
+
+def bn_warning(images_per_bn_batch: int, frozen: bool) -> str | None:
+    """The warning for BN trained on too few images per BN batch (None when fine)."""
+    if frozen or images_per_bn_batch >= MIN_IMAGES_PER_BN_BATCH:
+        return None
+    return (f"BN trains on batch statistics of {images_per_bn_batch} image(s) per BN batch "
+            f"(fewer than {MIN_IMAGES_PER_BN_BATCH}): noisy statistics; consider --freeze-bn "
+            f"(the authors' advice for small batches) or a larger batch / sync BN")
+
+
+class SyncBatchNorm2d(nn.SyncBatchNorm):
+    """`nn.SyncBatchNorm` normalising like torch (global batch statistics) but keeping the
+    fork's moving average of the global biased variance, and honouring ``frozen``."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.frozen = False
+
+    def forward(self, x):
+        if not self.training or self.frozen:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                False, 0.0, self.eps)
+        with torch.no_grad():
+            xd = x.detach().float()
+            n = torch.tensor(float(xd.numel() // xd.shape[1]), device=x.device)
+            s = torch.cat([xd.sum(dim=(0, 2, 3)), (xd * xd).sum(dim=(0, 2, 3)), n[None]])
+            if dist.is_available() and dist.is_initialized():
+                dist.all_reduce(s, group=self.process_group)
+            c = self.num_features
+            count = s[-1]
+            mean = s[:c] / count
+            var = (s[c:2 * c] / count - mean * mean).clamp(min=0)
+        momentum, self.momentum = self.momentum, 0.0      # torch must not touch the stats
+        try:
+            y = super().forward(x)
+        finally:
+            self.momentum = momentum
+        caffe_moving_average(self, mean, var)
+        self.num_batches_tracked.sub_(1)                  # super() counted this batch already
+        return y
+
+
+def sync_bn(model: nn.Module, process_group=None) -> nn.Module:
+    """Replace every BatchNorm2d of `model` by `SyncBatchNorm2d` (same tensors, same frozen)."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, nn.SyncBatchNorm):
+            new = SyncBatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum,
+                                  process_group=process_group)
+            new.load_state_dict(child.state_dict())
+            new.weight.requires_grad_(child.weight.requires_grad)
+            new.bias.requires_grad_(child.bias.requires_grad)
+            new.frozen = getattr(child, "frozen", False)
+            new.to(child.weight.device)
+            setattr(model, name, new)
+        else:
+            sync_bn(child, process_group)
+    return model
+
+
+__all__ = ["BatchNorm2d", "SyncBatchNorm2d", "freeze_bn", "sync_bn", "bn_warning",
+           "MIN_IMAGES_PER_BN_BATCH"]
