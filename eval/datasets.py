@@ -5,9 +5,11 @@ Labels are returned in the network's class ids: 0..C-1, 255 = ignored.
 - VOC 2012: ``ImageSets/Segmentation/<split>.txt``, ``JPEGImages/<id>.jpg``,
   ``SegmentationClass/<id>.png`` (palette PNG: the pixel values are palette indices 0..20,
   255 = void border). Read with Pillow, which returns the indices (OpenCV would return the
-  palette colours).
-- ADE20K (ADEChallengeData2016): ``images/validation/*.jpg``, ``annotations/validation/*.png``;
-  0 ("other") -> 255, k -> k - 1.
+  palette colours). Training split ``train_aug`` (the 10,582 images of VOC train + SBD minus
+  VOC val): ids from ``ImageSets/Segmentation/train_aug.txt`` (or ``ImageSets/SegmentationAug/``),
+  labels ``SegmentationClassAug/<id>.png`` (grey PNGs holding the ids 0..20 / 255).
+- ADE20K (ADEChallengeData2016): ``images/validation/*.jpg``, ``annotations/validation/*.png``
+  (training: ``training``); 0 ("other") -> 255, k -> k - 1.
 - Cityscapes: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png``; labels
   ``gtFine/<split>/<city>/*_gtFine_labelTrainIds.png`` when present (used as they are), else
   ``*_gtFine_labelIds.png`` mapped with the official id -> trainId table. Instances (for the
@@ -17,7 +19,8 @@ Labels are returned in the network's class ids: 0..C-1, 255 = ignored.
   run then reports no iIoU and says why.
 - The authors' list files (``--list``): ``image [label]`` per line, paths relative to the
   data root (a leading "/" is allowed, as in their VOC list); labels follow the dataset's
-  convention above.
+  convention above, or ``custom`` (one's own classes): the stored values are the class ids
+  0..N-1, 255 = ignored.
 
 Images are read as RGB uint8; grey images are replicated to 3 channels; EXIF orientation is
 ignored (as MATLAB's imread does).
@@ -34,10 +37,15 @@ import numpy as np
 from .metrics import INSTANCE_KEY, InstanceScheme
 
 DATASETS = ("voc", "ade20k", "cityscapes")
+CUSTOM = "custom"           # label convention of one's own list-file datasets: values as stored
 
 # Image counts of the full splits (a smaller set gets no PASS/FAIL verdict).
 SPLIT_SIZES = {("voc", "val"): 1449, ("voc", "test"): 1456, ("ade20k", "val"): 2000,
-               ("cityscapes", "val"): 500, ("cityscapes", "test"): 1525}
+               ("cityscapes", "val"): 500, ("cityscapes", "test"): 1525,
+               ("voc", "train_aug"): 10582, ("ade20k", "training"): 20210,
+               ("cityscapes", "train"): 2975}
+# The training split of each benchmark (the paper's training sets).
+TRAIN_SPLITS = {"voc": "train_aug", "ade20k": "training", "cityscapes": "train"}
 
 # Official Cityscapes labelId -> trainId (every other id -> 255).
 CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
@@ -92,12 +100,16 @@ def voc_samples(root: str | Path, split: str = "val") -> list[Sample]:
     root = _find_root(Path(root), "ImageSets/Segmentation",
                       ("VOC2012", "VOCdevkit/VOC2012"))
     listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    if split == "train_aug" and not listing.exists():
+        listing = root / "ImageSets" / "SegmentationAug" / f"{split}.txt"
     if not listing.exists():
         raise DatasetError(f"{listing}: split list missing")
-    ids = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+    # an id per line, or the authors' 'image label' pairs (the id is the image's stem)
+    ids = [Path(ln.split()[0]).stem for ln in listing.read_text().splitlines() if ln.strip()]
     with_labels = split != "test"
+    labels = "SegmentationClassAug" if split == "train_aug" else "SegmentationClass"
     return [Sample(i, root / "JPEGImages" / f"{i}.jpg",
-                   root / "SegmentationClass" / f"{i}.png" if with_labels else None)
+                   root / labels / f"{i}.png" if with_labels else None)
             for i in ids]
 
 
@@ -217,7 +229,7 @@ def decode_label(values: np.ndarray, dataset: str, path: str | Path = "<label>")
         return ADE20K_LUT[v]
     if dataset == "cityscapes":
         return v if "labelTrainIds" in Path(path).name else CITYSCAPES_LUT[v]
-    if dataset == "voc":
+    if dataset in ("voc", CUSTOM):
         return v
     raise DatasetError(f"unknown dataset {dataset!r}")
 

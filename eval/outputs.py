@@ -67,7 +67,8 @@ class Writer:
         return self.out / "probs" / f"{name}.npy"
 
     def colour(self, pred: np.ndarray) -> np.ndarray:
-        return PALETTES[self.dataset][pred]
+        palette = PALETTES.get(self.dataset)                  # one's own classes: VOC colours
+        return (palette if palette is not None else voc_colormap(256))[pred]
 
     def write(self, name: str, pred: np.ndarray, probs: np.ndarray | None = None,
               image: np.ndarray | None = None, meta: dict | None = None) -> None:
@@ -122,7 +123,7 @@ class Writer:
         path = self.label_path(name)
         ids = read_png_values(path)
         pred = from_dataset_ids(ids, self.dataset)
-        n = len(CLASS_NAMES[self.dataset])
+        n = len(CLASS_NAMES.get(self.dataset, ())) or IGNORE   # one's own classes: any id < 255
         bad = np.unique(ids[(pred != IGNORE) & ((pred < 0) | (pred >= n))
                             | ((pred == IGNORE) & (self.dataset == "voc"))
                             | ((ids > 33) & (self.dataset == "cityscapes"))])

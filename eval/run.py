@@ -5,6 +5,7 @@ one's own images.
     torchrun --nproc_per_node=4 eval/run.py --dataset cityscapes --data-root DIR --weights X.pth
     python eval/run.py --image photo.jpg --weights X.pth [--ms] --out DIR
     python eval/run.py --dataset voc --data-root DIR --onnx X.onnx   # ONNX Runtime instead of torch
+    python eval/run.py --list val.txt --num-classes N [--class-names F] --data-root DIR --weights X.pth
 
 See eval/README.md for the protocol, the outputs and the expected numbers.
 """
@@ -58,6 +59,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-root", help="dataset folder in its own layout")
     p.add_argument("--split", help="val or test (default: the split of the published numbers)")
     p.add_argument("--list", help="the authors' list file: 'image [label]' per line")
+    p.add_argument("--num-classes", type=cli.positive_int, help="one's own dataset (with "
+                   "--list): labels 0..N-1, 255 = ignored, stored as they are")
+    p.add_argument("--class-names", help="with --num-classes: one class name per line "
+                   "(default: the model's meta)")
     p.add_argument("--image", nargs="+", metavar="PATH", help="segment these images (files, "
                    "folders of images, or quoted glob patterns); colour overlay PNGs")
     sc = p.add_mutually_exclusive_group()
@@ -95,6 +100,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.onnx and args.precision != "fp32":
         p.error(f"--onnx runs the graph as exported (fp32); --precision {args.precision} "
                 f"does not apply")
+    if args.num_classes is not None and args.num_classes > 255:
+        p.error("--num-classes must be in 1..255")
+    if args.num_classes is not None and not (args.list or args.image):
+        p.error("--num-classes needs --list (one's own dataset) or --image")
+    if args.class_names and args.num_classes is None:
+        p.error("--class-names needs --num-classes")
     return args
 
 
@@ -118,26 +129,52 @@ def load_model(args) -> torch.nn.Module:
     return psp_torch.load(args.weights, device=args.device)
 
 
+def custom_names(args, meta: dict) -> list[str]:
+    """Class names of one's own dataset: --class-names, else the model's, else 'class k'."""
+    n = args.num_classes
+    if args.class_names:
+        names = [ln.strip() for ln in Path(args.class_names).read_text().splitlines()
+                 if ln.strip()]
+        if len(names) != n:
+            raise ValueError(f"{args.class_names}: {len(names)} class names, --num-classes is "
+                             f"{n}")
+        return names
+    names = meta.get("class_names")
+    return list(names) if names and len(names) == n else [f"class {k}" for k in range(n)]
+
+
 def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
     meta = {k: v for k, v in meta.items() if v is not None}  # generic conversions leave gaps
-    dataset = args.dataset or meta.get("dataset")
-    if dataset not in ds.DATASETS:
-        raise cli.UsageError("the model has no known dataset in its meta: pass --dataset")
-    preset = BY_DATASET[dataset]
-    num_classes = meta.get("num_classes", preset.num_classes)
-    if args.dataset and meta.get("dataset") not in (None, args.dataset):
-        print(f"warning: model meta says dataset {meta['dataset']!r}, evaluating on {dataset!r}",
-              file=sys.stderr)
-    if num_classes != len(CLASS_NAMES[dataset]):
-        raise ValueError(f"{args.weights or args.model}: the model has {num_classes} classes, "
-                         f"{dataset} has {len(CLASS_NAMES[dataset])}")
+    if args.num_classes is not None:            # one's own classes: labels as stored
+        dataset, preset = args.dataset or ds.CUSTOM, None
+        num_classes = meta.get("num_classes", args.num_classes)
+        if num_classes != args.num_classes:
+            raise ValueError(f"{args.weights or args.model}: the model has {num_classes} "
+                             f"classes, --num-classes is {args.num_classes}")
+        args.names = custom_names(args, meta)
+        defaults = {"crop_size": 473, "base_size": 512}
+    else:
+        dataset = args.dataset or meta.get("dataset")
+        if dataset not in ds.DATASETS:
+            raise cli.UsageError("the model has no known dataset in its meta: pass --dataset "
+                                 "(or --num-classes with --list for one's own classes)")
+        preset = BY_DATASET[dataset]
+        num_classes = meta.get("num_classes", preset.num_classes)
+        if args.dataset and meta.get("dataset") not in (None, args.dataset):
+            print(f"warning: model meta says dataset {meta['dataset']!r}, evaluating on "
+                  f"{dataset!r}", file=sys.stderr)
+        if num_classes != len(CLASS_NAMES[dataset]):
+            raise ValueError(f"{args.weights or args.model}: the model has {num_classes} "
+                             f"classes, {dataset} has {len(CLASS_NAMES[dataset])}")
+        args.names = list(CLASS_NAMES[dataset])
+        defaults = {"crop_size": preset.crop_size, "base_size": preset.base_size}
     scales = MS_SCALES if args.ms else args.scales or (1.0,)
     settings = Settings(
         num_classes=num_classes,
         crop_size=args.crop_size if args.crop_size is not None
-        else meta.get("crop_size", preset.crop_size),
+        else meta.get("crop_size", defaults["crop_size"]),
         base_size=args.base_size if args.base_size is not None
-        else meta.get("base_size", preset.base_size),
+        else meta.get("base_size", defaults["base_size"]),
         mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
         scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
         device=args.device, precision=args.precision, softmax=args.softmax)
@@ -148,6 +185,8 @@ def reference_for(dataset: str, split: str, settings: Settings, preset, full: st
     """(published numbers or None, None if they apply else the reason they do not)."""
     if full:
         return None, full
+    if preset is None:
+        return None, "one's own dataset (--num-classes)"
     if split != preset.split:
         return None, f"published numbers are on {preset.split}, not {split}"
     default = (settings.crop_size == preset.crop_size and settings.base_size == preset.base_size
@@ -273,7 +312,7 @@ def run_images(args, model, dataset, settings) -> int:
     writer = Writer(out, dataset)
     paths = image_paths(args.image)
     names = output_names(paths)
-    classes = CLASS_NAMES[dataset]
+    classes = args.names
     softmax_counts = SoftmaxCounts()
     for p, name in tqdm(list(zip(paths, names)), unit="img", disable=len(paths) < 2):
         img = ds.read_image(p)
@@ -330,7 +369,7 @@ def _barrier(world: int) -> None:
 
 
 def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
-    split = args.split or preset.split
+    split = args.split or (preset.split if preset else "val")
     out = Path(args.out or f"eval_out/{dataset}_{split}")
     items = ds.samples(dataset, args.data_root, split, args.list)
     reason = None
@@ -426,7 +465,7 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
                          "base_size": settings.base_size, "mean_rgb": list(settings.mean_rgb),
                          "precision": settings.precision, "softmax": settings.softmax},
             "softmax": softmax_info}
-    res = build_results(total, CLASS_NAMES[dataset], info, reference, reason)
+    res = build_results(total, args.names, info, reference, reason)
     write_results(out, res)
     print(table(res))
     print(f"results: {out / 'results.json'}, {out / 'results.csv'}")

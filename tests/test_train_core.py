@@ -22,7 +22,8 @@ from psp_torch.io import save_pspnet
 from psp_torch.preprocess import preprocess
 from psp_torch.presets import BLOCKS, MULTIPLIERS, RECIPES
 from psp_torch.pspnet import PSPNet
-from pspnet_caffe.train.bn import SyncBatchNorm2d, bn_warning, freeze_bn, sync_bn
+from pspnet_caffe.train.bn import (AllReduceBatchNorm2d, SyncBatchNorm2d, bn_warning, freeze_bn,
+                                   sync_bn)
 from pspnet_caffe.train.init import (InitError, backbone_key, caffe_init, load_backbone,
                                      model_from_arch, model_from_file)
 from pspnet_caffe.train.loss import deep_supervision_loss
@@ -250,7 +251,9 @@ def test_sync_bn_without_a_process_group_keeps_the_forks_semantics():
     a = slim_model(seed=5)
     b = slim_model(seed=5)
     sync_bn(b)
-    assert any(isinstance(m, SyncBatchNorm2d) for m in b.modules())
+    # torch's SyncBatchNorm on CUDA; on CPU (which it and DDP refuse) the all-reduce BN
+    assert any(isinstance(m, AllReduceBatchNorm2d) for m in b.modules())
+    assert not any(isinstance(m, SyncBatchNorm2d) for m in b.modules())
     assert not any(type(m) is BatchNorm2d for m in b.modules())
     x = torch.randn(2, 3, 65, 65)
     ya, yb = a(x)["out"], b(x)["out"]

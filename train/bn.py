@@ -75,12 +75,65 @@ class SyncBatchNorm2d(nn.SyncBatchNorm):
         return y
 
 
+class _SumOverProcesses(torch.autograd.Function):
+    """all_reduce(SUM) with its gradient: every process's output depends on every input, so
+    the gradient of an input is the sum of the output gradients of all processes."""
+
+    @staticmethod
+    def forward(ctx, tensor, group):
+        ctx.group = group
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
+
+
+class AllReduceBatchNorm2d(BatchNorm2d):
+    """The fork's BN over the global batch of a process group, for devices torch's
+    `nn.SyncBatchNorm` does not serve (CPU with gloo: SyncBatchNorm and DDP refuse it).
+
+    Per channel over all processes' N, H, W: ``mean = all_reduce(sum x) / count``,
+    ``var = all_reduce(sum (x - mean)^2) / count`` (biased), then the same normalisation and
+    moving average as `BatchNorm2d`. The sums go through `_SumOverProcesses`, whose backward
+    all-reduces the gradients, so the gradient is that of the global batch (as SyncBatchNorm's
+    backward computes it).
+    """
+
+    def __init__(self, *args, process_group=None, **kw):
+        super().__init__(*args, **kw)
+        self.process_group = process_group
+
+    def forward(self, x):
+        if not self.training or self.frozen or not (dist.is_available() and dist.is_initialized()):
+            return super().forward(x)
+        group = self.process_group or dist.group.WORLD
+        all_reduce = _SumOverProcesses.apply
+        count = torch.tensor([x.numel() // x.shape[1]], dtype=torch.float64)
+        dist.all_reduce(count, group=group)
+        count = float(count.item())
+        mean = all_reduce(x.sum(dim=(0, 2, 3)), group) / count
+        centred = x - mean.view(1, -1, 1, 1)
+        var = all_reduce((centred * centred).sum(dim=(0, 2, 3)), group) / count
+        y = centred * torch.rsqrt(var + self.eps).view(1, -1, 1, 1)
+        y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        caffe_moving_average(self, mean.detach(), var.detach())
+        return y
+
+
 def sync_bn(model: nn.Module, process_group=None) -> nn.Module:
-    """Replace every BatchNorm2d of `model` by `SyncBatchNorm2d` (same tensors, same frozen)."""
+    """Replace every BatchNorm2d of `model` by a global-batch BN (same tensors, same frozen):
+    `SyncBatchNorm2d` on CUDA, `AllReduceBatchNorm2d` elsewhere (move the model first)."""
     for name, child in list(model.named_children()):
-        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, nn.SyncBatchNorm):
-            new = SyncBatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum,
-                                  process_group=process_group)
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(
+                child, (nn.SyncBatchNorm, AllReduceBatchNorm2d)):
+            kind = SyncBatchNorm2d if child.weight.device.type == "cuda" else AllReduceBatchNorm2d
+            new = kind(child.num_features, eps=child.eps, momentum=child.momentum,
+                       process_group=process_group)
             new.load_state_dict(child.state_dict())
             new.weight.requires_grad_(child.weight.requires_grad)
             new.bias.requires_grad_(child.bias.requires_grad)
@@ -92,5 +145,5 @@ def sync_bn(model: nn.Module, process_group=None) -> nn.Module:
     return model
 
 
-__all__ = ["BatchNorm2d", "SyncBatchNorm2d", "freeze_bn", "sync_bn", "bn_warning",
+__all__ = ["BatchNorm2d", "SyncBatchNorm2d", "AllReduceBatchNorm2d", "freeze_bn", "sync_bn", "bn_warning",
            "MIN_IMAGES_PER_BN_BATCH"]
