@@ -9,9 +9,10 @@ same way: forward = PSPNet50 at 233 (fp32, bf16, fuse; one timed call; matmul
 2048); parsing and conversion = one repetition each (their 263 MB input files
 are made once and cached in /tmp; the first quick run pays for making them);
 evaluation = its --quick when it has one; soak = 20 images with one kill; training = slim
-nets at crop 97, one thread; GPU =
-only where CUDA is available. A bench module that is missing or fails shows up
-as one line in the table with the reason, and the others still run.
+nets at crop 97, one thread; ONNX Runtime = PSPNet50 at 233, 2 rounds (its export
+alone takes most of a minute); GPU = only where CUDA is available. A bench module that
+is missing or fails shows up as one line in the table with the reason, and the others
+still run.
 """
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def main(argv=None) -> int:
     from caffe_proto import cli
     ap = cli.parser(None, __doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, small settings")
-    ap.add_argument("--only", help="comma-separated subset: parse,convert,forward,gpu,eval,soak,train")
+    ap.add_argument("--only", help="comma-separated subset: parse,convert,forward,gpu,eval,soak,"
+                    "train,onnx")
     args = ap.parse_args(argv)
     q = args.quick
     t = 60 if q else 3600
@@ -84,6 +86,8 @@ def main(argv=None) -> int:
         "train": lambda: child_bench("training", "bench_train.py",
                                      ["--quick", "--threads", "1"] if q else [],
                                      600 if q else 7200),
+        "onnx": lambda: child_bench("ONNX Runtime (CPU)", "bench_onnx.py",
+                                    ["--quick"] if q else [], 300 if q else 3600),
     }
     chosen = args.only.split(",") if args.only else list(steps)
     unknown = set(chosen) - set(steps)

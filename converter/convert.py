@@ -2,6 +2,7 @@
 
     python converter/convert.py pspnet101_VOC2012.caffemodel            # -> pspnet101_VOC2012.pth
     python converter/convert.py W.caffemodel --prototxt deploy.prototxt -o W.pth --verify --force
+    python converter/convert.py pspnet101_VOC2012.caffemodel --format safetensors  # no pickle
 
 A PSPNet (recognised by its layer names, from the prototxt or, without one, from
 the caffemodel itself) becomes the clean `psp_torch.PSPNet` state_dict plus its
@@ -45,8 +46,8 @@ class VerifyError(ConvertError):
     """--verify found PSPNet and CaffeNet apart by more than the tolerance."""
 
 
-def default_output(caffemodel) -> Path:
-    """pspnet101_VOC2012.caffemodel(.h5) -> pspnet101_VOC2012.pth next to it."""
+def default_output(caffemodel, fmt: str = "pth") -> Path:
+    """pspnet101_VOC2012.caffemodel(.h5) -> pspnet101_VOC2012.pth (or .safetensors) next to it."""
     p = Path(caffemodel)
     name = p.name
     for suffix in (".caffemodel.h5", ".caffemodel", ".h5"):
@@ -55,7 +56,7 @@ def default_output(caffemodel) -> Path:
             break
     else:
         name = p.stem
-    return p.with_name(name + ".pth")
+    return p.with_name(name + (".safetensors" if fmt == "safetensors" else ".pth"))
 
 
 def sha256_of(path, chunk=1 << 22) -> str:
@@ -78,14 +79,15 @@ def _prototxt_text(prototxt) -> str:
     return str(prototxt)
 
 
-def output_path(out, caffemodel) -> Path:
+def output_path(out, caffemodel, fmt: str | None = None) -> Path:
     """Where ``-o`` writes, as cp does: an existing folder, or a path ending in a separator,
-    is a folder to write <stem>.pth into; anything else is the file itself."""
+    is a folder to write <stem>.pth (or .safetensors, by `fmt`) into; anything else is the
+    file itself."""
     if out is None:
-        return default_output(caffemodel)
+        return default_output(caffemodel, fmt or "pth")
     text = str(out)
     if Path(text).is_dir() or text.endswith(("/", os.sep)):
-        return Path(text) / default_output(caffemodel).name
+        return Path(text) / default_output(caffemodel, fmt or "pth").name
     return Path(text)
 
 
@@ -245,21 +247,23 @@ def warn_non_finite(wnet, source) -> int:
 
 
 def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=False,
-            allow_missing=False, log=print) -> Path:
-    """Convert; returns the written .pth path. Raises ConvertError (or CaffeFormatError).
+            allow_missing=False, log=print, fmt: str | None = None) -> Path:
+    """Convert; returns the written path. Raises ConvertError (or CaffeFormatError).
 
-    `out`: the .pth, or a folder to write into (see `output_path`); missing folders are
-    created. `allow_missing`: a generic net's learnable layers without weights keep their
-    initial values (listed, and named in the meta) instead of failing."""
+    `out`: the model file, or a folder to write into (see `output_path`); missing folders
+    are created. `allow_missing`: a generic net's learnable layers without weights keep
+    their initial values (listed, and named in the meta) instead of failing. `fmt`: "pth"
+    or "safetensors" (default: from `out`'s suffix, else "pth")."""
     from caffe_proto import CaffeFormatError, load_prototxt
     from psp_torch.config import NotAPSPNet, aux_width_of, config_from_net
     from psp_torch.deploy import deploy_net
-    from psp_torch.io import save
+    from psp_torch.io import format_of, save
     from psp_torch.weights import weights_net
 
     t0 = time.perf_counter()
     source = Path(caffemodel)
-    out = output_path(out, source)
+    out = output_path(out, source, fmt)
+    fmt = fmt or format_of(out)
     _check_output(out, force)
     if not source.is_file():
         raise ConvertError(f"{source}: no such file")
@@ -298,7 +302,7 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
             verify(payload, dnet, wnet, log)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        save(payload, out)
+        save(payload, out, fmt)
     except RuntimeError as exc:                 # torch.save reports a failed write so
         raise OSError(f"cannot write {out}: {str(exc).splitlines()[0]} (is the disk full? "
                       f"nothing was written)") from None
@@ -319,12 +323,15 @@ def main(argv=None) -> int:
                     help="a generic net's learnable layers without weights keep their initial "
                     "values (listed) instead of failing")
     ap.add_argument("--force", action="store_true", help="overwrite an existing output")
+    ap.add_argument("--format", choices=("pth", "safetensors"),
+                    help="model file format (default: from -o's suffix, else pth); "
+                         "safetensors: tensors + a JSON header, no pickle")
     args = ap.parse_args(argv)
 
     def work():
         try:
             convert(args.caffemodel, args.prototxt, args.output, args.force,
-                    verify_model=args.verify, allow_missing=args.allow_missing)
+                    verify_model=args.verify, allow_missing=args.allow_missing, fmt=args.format)
         except VerifyError as exc:
             print(f"error: {args.caffemodel}: {exc}", file=sys.stderr)
             return 3

@@ -1,7 +1,10 @@
-""".pth -> deploy prototxt + caffemodel (upstream binary format), the way back to Caffe.
+""".pth -> deploy prototxt + caffemodel (upstream binary format), the way back to Caffe;
+or -> ONNX (--onnx), for ONNX Runtime, TensorRT and the like.
 
     python converter/export.py pspnet101_VOC2012.pth -o caffe_out/
     # -> caffe_out/pspnet101_VOC2012.prototxt, caffe_out/pspnet101_VOC2012.caffemodel
+    python converter/export.py pspnet101_VOC2012.pth --onnx pspnet101_VOC2012.onnx
+    # -> one ONNX graph, batch and input size dynamic (converter/onnx_export.py)
 
 A PSPNet is written in the release's own layout (`psp_torch.deploy`): the
 prototxt is the deploy net, layer for layer as the authors' file; the caffemodel
@@ -78,17 +81,46 @@ def export(pth, out_dir, *, name: str | None = None, force: bool = False,
     return proto_path, model_path
 
 
+def export_onnx_file(pth, out, *, force: bool = False, log=print) -> Path:
+    """Write the ONNX graph of a PSPNet model file (see converter/onnx_export.py)."""
+    from psp_torch.io import load
+    from pspnet_caffe.converter.onnx_export import OPSET, export_onnx
+    out = Path(out)
+    if out.exists() and not force:
+        raise ExportError(f"{out}: exists; pass --force to overwrite it")
+    if not out.parent.is_dir():
+        raise ExportError(f"{out}: cannot write: {out.parent} is not a directory")
+    model = load(pth)
+    if not hasattr(model, "config"):
+        raise ExportError(f"{pth}: ONNX export is for PSPNets; this file holds a generic "
+                          f"CaffeNet (kind caffenet)")
+    export_onnx(model, out)
+    log(f"wrote {out} (opset {OPSET}; input data (N, 3, H, W), output scores "
+        f"(N, {model.config.num_classes}, H, W), N/H/W dynamic; "
+        f"{out.stat().st_size:,} bytes)")
+    return out
+
+
 def main(argv=None) -> int:
     from psp_torch import cli
     ap = cli.parser("export.py", __doc__)
     ap.add_argument("pth", help="a .pth written by convert.py or psp_torch.io.save_pspnet")
     ap.add_argument("-o", "--output-dir", help="folder for <name>.prototxt + <name>.caffemodel "
-                    "(created if missing; default: next to the .pth, as convert.py does)")
+                    "(created if missing; default: next to the .pth, as convert.py does; "
+                    "with --onnx and no -o, no Caffe files)")
+    ap.add_argument("--onnx", metavar="OUT.onnx", help="write the model as ONNX to this file")
     ap.add_argument("--name", help="file stem (default: the .pth's)")
     ap.add_argument("--force", action="store_true", help="overwrite existing files")
     args = ap.parse_args(argv)
+    caffe = args.output_dir is not None or args.onnx is None
     out = args.output_dir if args.output_dir is not None else Path(args.pth).parent
-    return cli.main(lambda: export(args.pth, out, name=args.name, force=args.force) and 0, interrupted="interrupted; nothing half-written (files are written "
+
+    def work():
+        if caffe:
+            export(args.pth, out, name=args.name, force=args.force)
+        if args.onnx is not None:
+            export_onnx_file(args.pth, args.onnx, force=args.force)
+    return cli.main(work, interrupted="interrupted; nothing half-written (files are written "
                     "atomically)")
 
 

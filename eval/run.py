@@ -4,6 +4,7 @@ one's own images.
     python eval/run.py --dataset ade20k --data-root DIR --weights X.pth [--ms] [--out DIR]
     torchrun --nproc_per_node=4 eval/run.py --dataset cityscapes --data-root DIR --weights X.pth
     python eval/run.py --image photo.jpg --weights X.pth [--ms] --out DIR
+    python eval/run.py --dataset voc --data-root DIR --onnx X.onnx   # ONNX Runtime instead of torch
     python eval/run.py --list val.txt --num-classes N [--class-names F] --data-root DIR --weights X.pth
 
 See eval/README.md for the protocol, the outputs and the expected numbers.
@@ -54,6 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", help="model file (.pth written by converter/convert.py)")
     src.add_argument("--model", help="MODULE:CALLABLE returning a model (custom models)")
+    src.add_argument("--onnx", help="ONNX model (converter/export.py --onnx) run by ONNX Runtime")
     p.add_argument("--dataset", choices=ds.DATASETS, help="dataset (default: the model's meta)")
     p.add_argument("--data-root", help="dataset folder in its own layout")
     p.add_argument("--split", help="val or test (default: the split of the published numbers)")
@@ -96,6 +98,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--data-root is required (or --image)")
     if args.model and not args.model.partition(":")[2]:
         p.error(f"--model expects MODULE:CALLABLE, got {args.model!r}")
+    if args.onnx and args.precision != "fp32":
+        p.error(f"--onnx runs the graph as exported (fp32); --precision {args.precision} "
+                f"does not apply")
     if args.num_classes is not None and args.num_classes > 255:
         p.error("--num-classes must be in 1..255")
     if args.num_classes is not None and not (args.list or args.image):
@@ -112,6 +117,11 @@ def load_model(args) -> torch.nn.Module:
         mod, _, fn = args.model.partition(":")
         model = getattr(importlib.import_module(mod), fn)()
         return model.to(args.device).eval()
+    if args.onnx:
+        if not Path(args.onnx).is_file():
+            raise FileNotFoundError(2, "no such model file", str(args.onnx))
+        from pspnet_caffe.eval.onnx_model import OnnxModel
+        return OnnxModel(args.onnx, threads=torch.get_num_threads())
     import psp_torch
     if Path(args.weights).is_dir():
         raise IsADirectoryError(21, "is a folder, not a model file (.pth)", str(args.weights))
@@ -323,10 +333,11 @@ def run_images(args, model, dataset, settings) -> int:
 
 
 def model_identity(args, model) -> tuple[str, str]:
-    """(sha256, where from) of the model: the file's bytes for --weights, the state_dict's
-    for --model."""
-    if args.weights:
-        return record.file_sha256(args.weights), str(args.weights)
+    """(sha256, where from) of the model: the file's bytes for --weights and --onnx, the
+    state_dict's for --model."""
+    if args.weights or args.onnx:
+        path = args.weights or args.onnx
+        return record.file_sha256(path), str(path)
     return record.state_sha256(model), args.model
 
 

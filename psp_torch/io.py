@@ -10,6 +10,10 @@
 
 Only tensors, strings, numbers, lists and dicts: nothing in it can run code. `load`
 never unpickles anything else (a file that would need it is refused unread).
+
+The same payload can be written as safetensors (`save(..., fmt="safetensors")`, or a
+path ending in .safetensors): see `psp_torch.safetensors_file`. `read` and `load`
+recognise such a file by its first bytes, whatever its name.
 """
 from __future__ import annotations
 
@@ -27,16 +31,33 @@ class ModelFileError(ValueError):
     """A .pth that is not a model file of this project (message names the file)."""
 
 
-def save(payload: dict, path) -> Path:
-    """Write a payload dict (see module doc) atomically."""
+FORMATS = ("pth", "safetensors")
+
+
+def format_of(path) -> str:
+    """"safetensors" for a path ending in .safetensors, else "pth"."""
+    from .safetensors_file import SUFFIX
+    return "safetensors" if str(path).endswith(SUFFIX) else "pth"
+
+
+def save(payload: dict, path, fmt: str | None = None) -> Path:
+    """Write a payload dict (see module doc) atomically; fmt "pth" or "safetensors"
+    (default: from the path's suffix)."""
+    fmt = fmt or format_of(path)
+    if fmt == "safetensors":
+        from .safetensors_file import encode
+        data = encode(payload)
+        return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    if fmt != "pth":
+        raise ValueError(f"unknown model file format {fmt!r} (known: {', '.join(FORMATS)})")
     payload = {"format": FORMAT, **payload}
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def save_pspnet(model, path, meta: dict | None = None) -> Path:
-    """A PSPNet's config, state_dict and meta as a .pth (atomic)."""
+def save_pspnet(model, path, meta: dict | None = None, fmt: str | None = None) -> Path:
+    """A PSPNet's config, state_dict and meta as a .pth or .safetensors (atomic)."""
     return save({"kind": "pspnet", "config": model.config.to_dict(),
-                 "state_dict": model.state_dict(), "meta": dict(meta or model.meta)}, path)
+                 "state_dict": model.state_dict(), "meta": dict(meta or model.meta)}, path, fmt)
 
 
 CONVERT_FIRST = "convert it first with pspnet-convert (python converter/convert.py)"
@@ -92,13 +113,20 @@ def _unpickling_refusal(exc: Exception) -> str:
 
 
 def read(path, device="cpu") -> dict:
-    """The payload dict of a .pth, read with ``weights_only=True`` (no code runs).
+    """The payload dict of a .pth, read with ``weights_only=True`` (no code runs), or of a
+    safetensors model file (no unpickling at all).
 
-    A file that is no .pth (a caffemodel, an HDF5 file, a prototxt, an image) is recognised
+    A file that is neither (a caffemodel, an HDF5 file, a prototxt, an image) is recognised
     from its first bytes and refused with what it is and what to do."""
     from .devices import check_device
+    from .safetensors_file import decode, is_safetensors
     check_device(device)                     # a missing GPU is no unreadable file
     path = Path(path)
+    if is_safetensors(path):
+        try:
+            return decode(path, device)
+        except ValueError as exc:
+            raise ModelFileError(str(exc)) from None
     why = not_a_model_file(path)
     if why:
         raise ModelFileError(f"{path}: {why}")

@@ -152,6 +152,18 @@ def test_bench_gpu_runs_on_cpu():
     assert bench_gpu.dense_peak("NVIDIA H100 80GB HBM3")["bf16"] == 989
 
 
+def test_bench_onnx_rows():
+    import bench_onnx
+    res = bench_onnx.run(config="pspnet50slim", size=65, repeat=1, threads=1, log=lambda *a: None)
+    rows = {r["engine"]: r for r in res["rows"]}
+    assert set(rows) == {"pytorch", "pytorch fuse", "onnxruntime"} and res["threads"] == 1
+    assert rows["pytorch"]["ratio"] == 1.0 and rows["pytorch"]["max_dev"] == 0.0
+    assert 0 < rows["onnxruntime"]["max_dev"] < 1e-4
+    assert all(r["s_per_img"] > 0 and r["ratio"] > 0 for r in rows.values())
+    rep = bench_onnx.report(res)
+    assert "pspnet50slim@65" in rep and "| onnxruntime " in rep
+
+
 def test_run_py_reports_missing_and_skipped_benches(capsys):
     import run as bench_run
     rows = bench_run.child_bench("nothing", "no_such_bench.py", [], timeout=10)
