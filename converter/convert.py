@@ -19,7 +19,6 @@ Exit status (psp_torch/cli.py): 0 done, 1 bad input or a failed write (one line
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -57,16 +56,6 @@ def default_output(caffemodel, fmt: str = "pth") -> Path:
     else:
         name = p.stem
     return p.with_name(name + (".safetensors" if fmt == "safetensors" else ".pth"))
-
-
-def sha256_of(path, chunk=1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                return h.hexdigest()
-            h.update(block)
 
 
 def _prototxt_text(prototxt) -> str:
@@ -257,6 +246,7 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
     from caffe_proto import CaffeFormatError, load_prototxt
     from psp_torch.config import NotAPSPNet, aux_width_of, config_from_net
     from psp_torch.deploy import deploy_net
+    from psp_torch.digest import file_sha256
     from psp_torch.io import format_of, save
     from psp_torch.weights import weights_net
 
@@ -267,7 +257,7 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
     _check_output(out, force)
     if not source.is_file():
         raise ConvertError(f"{source}: no such file")
-    sha = sha256_of(source)
+    sha = file_sha256(source)
     wnet = weights_net(str(source))
     warn_non_finite(wnet, source)
     log(f"source: {source} ({source.stat().st_size:,} bytes, sha256 {sha[:16]}...)")

@@ -16,7 +16,6 @@ exactly those facts:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
@@ -29,26 +28,6 @@ NOT_PREDICTIVE = ("batch",)        # Settings fields that never change a predict
 
 class RecordMismatch(ValueError):
     """--resume on a folder made by another model or other settings (message says what)."""
-
-
-def file_sha256(path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def state_sha256(model) -> str:
-    """sha256 of a model's state_dict (names, dtypes, shapes and bytes, in name order): the
-    identity of a model that comes from code (--model) rather than from a file."""
-    import torch
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def make(model_sha256: str, model_from: str, dataset: str, split: str, settings) -> dict:

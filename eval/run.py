@@ -36,6 +36,7 @@ from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, 
 from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
 from psp_torch import cli
 from psp_torch.classes import CLASS_NAMES
+from psp_torch.digest import file_sha256, state_sha256
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
 
 
@@ -337,8 +338,8 @@ def model_identity(args, model) -> tuple[str, str]:
     state_dict's for --model."""
     if args.weights or args.onnx:
         path = args.weights or args.onnx
-        return record.file_sha256(path), str(path)
-    return record.state_sha256(model), args.model
+        return file_sha256(path), str(path)
+    return state_sha256(model.state_dict()), args.model
 
 
 def prepare_folder(out: Path, writer: Writer, rec: dict, resume: bool, owner: bool) -> None:

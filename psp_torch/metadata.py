@@ -72,13 +72,10 @@ def config_meta(config) -> dict:
 
 def source_meta(weights) -> dict:
     """source (file name) and source_sha256 of a weights file given by path; {} otherwise."""
-    import hashlib
     import os
     from pathlib import Path
+
+    from .digest import file_sha256
     if not isinstance(weights, (str, os.PathLike)):
         return {}
-    h = hashlib.sha256()
-    with open(weights, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return {"source": Path(weights).name, "source_sha256": h.hexdigest()}
+    return {"source": Path(weights).name, "source_sha256": file_sha256(weights)}

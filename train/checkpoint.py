@@ -13,7 +13,6 @@ stored. Written atomically (`psp_torch.io.atomic_write`), read with ``weights_on
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -25,16 +24,6 @@ FORMAT = "pspnet-train-checkpoint/1"
 
 class ResumeError(ValueError):
     """The checkpoint is not of this run (settings or initial model differ)."""
-
-
-def state_hash(state_dict: dict) -> str:
-    """sha256 over the names, shapes, dtypes and bytes of every tensor (in key order)."""
-    h = hashlib.sha256()
-    for k in sorted(state_dict):
-        t = state_dict[k].detach().cpu().contiguous()
-        h.update(f"{k}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def save(path, **fields) -> Path:

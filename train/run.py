@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from psp_torch import cli
+from psp_torch.digest import state_sha256
 from psp_torch.presets import BY_DATASET, MEAN_RGB
 from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.train import augment as A
@@ -307,7 +308,7 @@ class Run:
         torch.manual_seed(args.seed)
         self.model = build_model(args, self.say)
         self.model.meta = model_meta(args, self.model)
-        self.init_hash = ck.state_hash(self.model.state_dict())
+        self.init_hash = state_sha256(self.model.state_dict())
         self.recipe = recipe_of(args, len(self.items))
         if args.crop_size % 8 != 1:
             self.say(f"note: crop {args.crop_size} is not of the form 8k+1 (473, 713): the "
