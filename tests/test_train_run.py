@@ -256,3 +256,9 @@ def test_benchmark_dataset_with_validation_and_best(slim, tmp_path, capsys):
     model = psp_torch.load(out / "model.pth")
     assert model.meta["dataset"] == "ade20k" and len(model.meta["class_names"]) == 150
     assert model.meta["base_size"] == 512 and best.meta["iteration"] in (1, 2)
+    # validation is eval's scoring: eval/run.py on model.pth gives the last val point's mIoU
+    ev = tmp_path / "ev"
+    assert eval_run.main(["--weights", str(out / "model.pth"), "--dataset", "ade20k",
+                          "--data-root", str(tmp_path), "--out", str(ev), "--workers", "0"]) == 0
+    res = json.loads((ev / "results.json").read_text())
+    assert ckpt["val"][-1][0] == 2 and res["miou"] == ckpt["val"][-1][1]
