@@ -5,8 +5,10 @@
     python train/run.py --dataset voc --data-root DIR --arch pspnet101 --init-backbone resnet101_v2.pth --out runs/c
     torchrun --nproc_per_node=4 train/run.py ...           (the global batch is shared out)
 
-Writes OUT/checkpoint.pth (every --save-every iterations and at the end; --resume goes on from
-it), OUT/model.pth (psp_torch.load / eval/run.py --weights / converter/export.py take it),
+Writes OUT/checkpoint.pth (every --save-every iterations or --checkpoint-minutes, at the end,
+on SIGTERM / Ctrl-C; the one before is kept as OUT/checkpoint.prev.pth; --resume goes on from
+the newest readable one, and so does a torchrun --max-restarts relaunch), OUT/model.pth
+(psp_torch.load / eval/run.py --weights / converter/export.py take it),
 OUT/best.pth (with --val-every), OUT/log.jsonl (one line per iteration), OUT/curves.png.
 See train/README.md.
 """
@@ -14,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -37,6 +37,7 @@ from pspnet_caffe.train import augment as A
 from pspnet_caffe.train import checkpoint as ck
 from pspnet_caffe.train import data as D
 from pspnet_caffe.train import distributed as dd
+from pspnet_caffe.train import faults as F
 from pspnet_caffe.train import plot
 
 ARCHS = ("pspnet50", "pspnet101", "pspnet152", "pspnet269")
@@ -126,7 +127,12 @@ def parse_args(argv=None):
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--save-every", type=cli.positive_int, default=1000,
                    help="write checkpoint.pth every N iterations")
-    g.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.pth")
+    g.add_argument("--checkpoint-minutes", type=cli.nonnegative_float, default=0.0,
+                   help="also write checkpoint.pth once this many minutes have passed since "
+                        "the last one (0 = only every --save-every iterations)")
+    g.add_argument("--resume", action="store_true",
+                   help="go on from OUT/checkpoint.pth (OUT/checkpoint.prev.pth when the newest "
+                        "is unreadable); implied on a torchrun --max-restarts relaunch")
     g.add_argument("--stop-after", type=cli.positive_int,
                    help="stop (with a checkpoint) once this many iterations are done, without "
                         "changing the schedule; --resume goes on")
@@ -248,26 +254,7 @@ def model_meta(args, model) -> dict:
 
 # ---------------------------------------------------------------- the run
 
-class Stop:
-    """Ctrl-C (SIGINT) / SIGTERM: finish the iteration, write a checkpoint, exit 130."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-
-    def __enter__(self):
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:          # a second Ctrl-C: stop now (the last checkpoint stays)
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
+Stop = F.Stop          # moved to train/faults.py
 
 
 def model_has_pyramid_bin1(model) -> bool:
@@ -294,6 +281,7 @@ class Run:
         self.args, self.d = args, d
         self.out = Path(args.out)
         self.log_path = self.out / "log.jsonl"
+        self.ckpts = ck.Rotation(self.out)      # checkpoint.pth, checkpoint.prev.pth
 
     def say(self, msg: str):
         if self.d.main:
@@ -340,14 +328,18 @@ class Run:
         has_aux = getattr(self.model, "aux", None) is not None
         self.net = dd.wrap(self.model, d, find_unused=has_aux and args.aux_weight == 0)
         self.iteration, self.val_points, self.best = 0, [], None
-        if args.resume:
+        resume = F.resuming(args.resume, self.ckpts)   # --resume, or a torchrun relaunch
+        if resume:
+            if not args.resume:
+                self.say(f"torchrun relaunch {F.restart_count()}: going on from the last "
+                         f"checkpoint")
             self.load()
-        elif d.main and (self.out / "checkpoint.pth").exists():
-            raise ValueError(f"{self.out / 'checkpoint.pth'}: a run is already here; --resume "
+        elif d.main and self.ckpts.exists():
+            raise ValueError(f"{self.ckpts.newest}: a run is already here; --resume "
                              f"goes on with it, or choose another --out")
         elif d.main:        # a fresh run: no lines of an earlier, failed one
             self.log_path.unlink(missing_ok=True)
-        if not args.resume or self._rng_missing:
+        if not resume or self._rng_missing:
             # dropout draws: per process, from (seed, rank, iteration) so K changes are defined
             torch.manual_seed(int(np.random.SeedSequence(
                 [args.seed, 2, d.rank, self.iteration]).generate_state(1)[0]))
@@ -356,10 +348,7 @@ class Run:
                           workers=max(1, args.workers), progress=not args.no_progress)
 
     def load(self):
-        path = self.out / "checkpoint.pth"
-        if not path.is_file():
-            raise FileNotFoundError(2, "no checkpoint to resume from", str(path))
-        c = ck.load(path)
+        path, c = self.ckpts.load(self.say)     # the newest readable one
         ck.check_same_run(path, c, self.recipe, self.init_hash)
         self.model.load_state_dict(c["model"])
         self.opt.load_state_dict(c["optimizer"])
@@ -394,13 +383,16 @@ class Run:
             if d.device.startswith("cuda") else None
         if not d.main:
             return
-        ck.save(self.out / "checkpoint.pth", iteration=self.iteration,
-                model=self.model.state_dict(), optimizer=self.opt.state_dict(),
+        F.check_finite(0.0, self.model, self.iteration, self.ckpts.last_good())
+        with F.write_failure(self.ckpts.newest, self.ckpts.last_good):
+            self.ckpts.save(
+                iteration=self.iteration, model=self.model.state_dict(),
+                optimizer=self.opt.state_dict(),
                 scaler=self.scaler.state_dict() if self.scaler else None,
                 rng={"torch": states, "cuda": cuda, "world": d.world},
                 recipe=self.recipe, init_hash=self.init_hash, val=self.val_points,
                 best_miou=self.best)
-        self.plot()
+            self.plot()
 
     def save_model(self, name: str):
         if not self.d.main:
@@ -408,7 +400,9 @@ class Run:
         from psp_torch.io import save_pspnet
         meta = dict(self.model.meta, recipe=self.recipe, iteration=self.iteration,
                     trained_by="train/run.py")
-        save_pspnet(self.model, self.out / name, meta)
+        F.check_finite(0.0, self.model, self.iteration, self.ckpts.last_good())
+        with F.write_failure(self.out / name, self.ckpts.last_good):
+            save_pspnet(self.model, self.out / name, meta)
 
     def plot(self):
         rows = [json.loads(ln) for ln in self.log_path.read_text().splitlines() if ln.strip()] \
@@ -459,8 +453,9 @@ class Run:
                    disable=not d.main or args.no_progress, desc="train")
         interrupted = False
         t_last = time.perf_counter()
+        cadence = F.Cadence(args.save_every, args.checkpoint_minutes, time.monotonic())
         try:
-            with Stop() as stop:
+            with F.Stop() as stop:
                 for images, labels in batches:
                     images = images.to(d.device, non_blocking=True)
                     labels = labels.to(d.device, non_blocking=True)
@@ -478,28 +473,31 @@ class Run:
                     loss, main, aux = r["loss"], r["main"], r["aux"]
                     if d.world > 1:
                         loss, main, aux = (v / d.world for v in dd.all_sum([loss, main, aux], d))
-                    if not math.isfinite(loss):
-                        raise FloatingPointError(f"loss is {loss} at iteration "
-                                                 f"{self.iteration + 1} (lower --lr?)")
+                    F.check_finite(loss, self.model, self.iteration + 1,
+                                   self.ckpts.last_good())
                     self.iteration += 1
                     now = time.perf_counter()
                     ips = args.batch_size / max(now - t_last, 1e-9)
                     t_last = now
                     if log:
-                        log.write(json.dumps({"iter": self.iteration, "lr": r["lr"],
-                                              "loss": loss, "main": main, "aux": aux,
-                                              "images_per_s": round(ips, 3)}) + "\n")
-                        log.flush()
+                        with F.write_failure(self.log_path, self.ckpts.last_good):
+                            log.write(json.dumps({"iter": self.iteration, "lr": r["lr"],
+                                                  "loss": loss, "main": main, "aux": aux,
+                                                  "images_per_s": round(ips, 3)}) + "\n")
+                            log.flush()
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{r['lr']:.2e}", refresh=False)
                     bar.update(1)
-                    stopping = dd.all_sum([stop.requested], d)[0] > 0 if d.world > 1 \
-                        else stop.requested
+                    # signals and rank 0's clock, agreed over the processes
+                    flags = [*stop.flags(), int(d.main and cadence.by_clock(time.monotonic()))]
+                    flags = dd.all_sum(flags, d) if d.world > 1 else flags
+                    stopping = flags[0] + flags[1] > 0
                     if args.val_every and self.iteration % args.val_every == 0 \
                             and self.iteration < args.iters:
                         self.val_step()
-                    if self.iteration % args.save_every == 0 or self.iteration == stop_at \
-                            or stopping:
+                    if cadence.by_iteration(self.iteration) or flags[2] > 0 \
+                            or self.iteration == stop_at or stopping:
                         self.save_checkpoint()
+                        cadence.saved(time.monotonic())
                     if stopping:
                         interrupted = True
                         break
@@ -508,9 +506,9 @@ class Run:
             if log:
                 log.close()
         if interrupted:
-            self.say(f"interrupted: checkpoint written at iteration {self.iteration} of "
-                     f"{args.iters} ({self.out / 'checkpoint.pth'}); --resume goes on")
-            return cli.EXIT_INTERRUPTED
+            status = F.stop_status(flags)
+            self.say(F.stop_line(status, self.iteration, args.iters, self.ckpts.newest))
+            return status
         return self.finish(stop_at)
 
     def val_step(self):
