@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from pspnet_caffe.train.faults import elastic_store   # a store per torchrun launch
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -41,9 +43,10 @@ def init(device: str) -> Dist:
     if device.startswith("cuda"):
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
-        dist.init_process_group("cpu:gloo,cuda:nccl", device_id=torch.device(device))
+        dist.init_process_group("cpu:gloo,cuda:nccl", device_id=torch.device(device),
+                                **elastic_store(rank, world))
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", **elastic_store(rank, world))
     return Dist(rank, world, local, device)
 
 

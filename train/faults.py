@@ -96,6 +96,22 @@ def restart_count() -> int:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT") or 0)
 
 
+def elastic_store(rank: int, world: int) -> dict:
+    """Keywords for init_process_group under torchrun: the agent's store seen through a prefix
+    of this launch (restart count). torchrun keeps one store for all launches of a group, so
+    without it a relaunched worker can read a dead worker's address from the launch before and
+    fail to connect ("Gloo connectFullMesh failed ... Connection refused"). Empty without
+    torchrun's shared store (then init_process_group reads the environment itself)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return {}
+    import torch.distributed as dist
+    from torch.distributed.constants import default_pg_timeout
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=False, timeout=default_pg_timeout)
+    return {"store": dist.PrefixStore(f"pspnet/launch_{restart_count()}/", store),
+            "rank": rank, "world_size": world}
+
+
 def resuming(asked: bool, rotation) -> bool:
     """--resume, or a relaunch by torchrun (--max-restarts) with a checkpoint to go on from (a
     relaunch before the first checkpoint starts afresh)."""
