@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from psp_torch.io import atomic_write
 
@@ -30,13 +30,25 @@ class RecordMismatch(ValueError):
     """--resume on a folder made by another model or other settings (message says what)."""
 
 
+def identity_fields(settings, exempt=()) -> dict:
+    """Every field of the dataclass `settings` except those named in `exempt`, as the JSON
+    values a record reads back (tuples -> lists, a path -> its absolute form): the identity of
+    a run is derived from its settings, so a new field is in it unless someone exempts it."""
+    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+              if f.name not in exempt}
+    return json.loads(json.dumps(fields, default=_plain))
+
+
+def _plain(value):
+    if isinstance(value, PurePath):
+        return str(Path(value).resolve())
+    raise TypeError(f"{type(value).__name__} {value!r} has no JSON form for a run record")
+
+
 def make(model_sha256: str, model_from: str, dataset: str, split: str, settings) -> dict:
-    fields = dataclasses.asdict(settings)
-    for name in NOT_PREDICTIVE:
-        fields.pop(name, None)
+    fields = identity_fields(settings, NOT_PREDICTIVE)
     if "device" in fields:
         fields["device"] = str(fields["device"]).split(":")[0]
-    fields = json.loads(json.dumps(fields))            # tuples -> lists, as read back
     return {"format": FORMAT, "model": {"sha256": model_sha256, "from": str(model_from)},
             "dataset": dataset, "split": split, "settings": fields}
 

@@ -29,12 +29,13 @@ from tqdm import tqdm
 from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.eval import record
 from pspnet_caffe.eval.clock import NetworkClock, outside_share
-from pspnet_caffe.eval.metrics import Stats, image_stats, summary
+from pspnet_caffe.eval.evaluate import check_label_size, images, score_image
+from pspnet_caffe.eval.metrics import Stats, summary
 from pspnet_caffe.eval.outputs import Writer
 from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, predict,
-                                        scaled_images, segment, segment_counted)
+                                        segment, segment_counted)  # noqa: F401 (tests patch)
 from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
-from psp_torch import cli
+from psp_torch import cli, runtime
 from psp_torch.classes import CLASS_NAMES
 from psp_torch.digest import file_sha256, state_sha256
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
@@ -207,54 +208,6 @@ def reference_for(dataset: str, split: str, settings: Settings, preset, full: st
     return ref, None
 
 
-class _Items(torch.utils.data.Dataset):
-    """Reads image and label and resizes the image to every scale, in worker processes."""
-
-    def __init__(self, items, dataset, settings, done=frozenset()):
-        self.items, self.dataset, self.settings, self.done = items, dataset, settings, done
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        s = self.items[i]
-        if s.name in self.done:
-            return i, None, None, None
-        gt = None if s.label is None else \
-            ds.read_ground_truth(s, self.dataset, self.settings.num_classes)
-        img = ds.read_image(s.image)
-        return i, img, scaled_images(img, self.settings), gt
-
-
-def _as_is(item):
-    return item
-
-
-def _init_distributed(device: str):
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, device
-    import torch.distributed as dist
-    rank = int(os.environ["RANK"])
-    if device.startswith("cuda"):
-        local = int(os.environ.get("LOCAL_RANK", rank))
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
-        dist.init_process_group("cpu:gloo,cuda:nccl")
-    else:
-        dist.init_process_group("gloo")
-    return rank, world, device
-
-
-def _all_reduce(vec: np.ndarray, world: int) -> np.ndarray:
-    if world == 1:
-        return vec
-    import torch.distributed as dist
-    t = torch.from_numpy(vec.astype(np.int64))
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t.numpy()
-
-
 # ---------------------------------------------------------------- modes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -364,13 +317,8 @@ def prepare_folder(out: Path, writer: Writer, rec: dict, resume: bool, owner: bo
     record.write(out, rec)
 
 
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-        dist.barrier()
-
-
-def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
+def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
+    rank, world = d.rank, d.world
     split = args.split or (preset.split if preset else "val")
     out = Path(args.out or f"eval_out/{dataset}_{split}")
     items = ds.samples(dataset, args.data_root, split, args.list)
@@ -408,13 +356,11 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
     model_sha, model_from = model_identity(args, model)
     rec = record.make(model_sha, model_from, dataset, split, settings)
     prepare_folder(out, writer, rec, args.resume, owner=rank == 0)
-    _barrier(world)
+    runtime.barrier(d)
     shard = items[rank::world]
     done = frozenset(s.name for s in shard
                      if args.resume and writer.finished(s.name, args.save_probs))
-    loader = torch.utils.data.DataLoader(
-        _Items(shard, dataset, settings, done), batch_size=None, shuffle=False,
-        collate_fn=_as_is, num_workers=args.workers, prefetch_factor=2 if args.workers else None)
+    loader = images(shard, dataset, settings, workers=args.workers, done=done)
     stats = Stats(settings.num_classes)
     softmax_counts = SoftmaxCounts()
     t0 = time.perf_counter()
@@ -423,7 +369,6 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
     resumed = 0
     net = NetworkClock(model, settings.device)
     computed_seconds = 0.0        # wall time of the images computed here (not the resumed ones)
-    scheme = ds.CITYSCAPES_SCHEME if dataset == "cityscapes" else None
     for i, img, scaled, gt in loader:
         s = shard[i]
         if img is None:  # finished earlier: rebuild from the saved label PNG
@@ -433,11 +378,7 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
                 gt = ds.read_ground_truth(s, dataset, settings.num_classes)
             resumed += 1
         else:
-            lab = None if gt is None else gt[0]
-            if lab is not None and lab.shape != img.shape[:2]:
-                raise ds.DatasetError(
-                    f"{s.label}: label is {lab.shape[0]}x{lab.shape[1]} (rows x cols), its image "
-                    f"{s.image} is {img.shape[0]}x{img.shape[1]}")
+            check_label_size(s, img, None if gt is None else gt[0])
             started = time.perf_counter()
             probs, counts = segment_counted(net, img, settings, scaled)
             softmax_counts.add(counts)
@@ -448,15 +389,15 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
             bar.set_postfix(outside=f"{100 * outside_share(net.seconds, computed_seconds):.1f}%",
                             refresh=False)
         if gt is not None:
-            stats.add(image_stats(pred, gt[0], settings.num_classes, gt[1], scheme))
+            stats.add(score_image(pred, gt, dataset, settings.num_classes))
             bar.set_postfix(mIoU=f"{100 * summary(stats)['miou']:.2f}",
                             outside=f"{100 * outside_share(net.seconds, computed_seconds):.1f}%",
                             refresh=False)
         bar.update(1)
     bar.close()
     elapsed = time.perf_counter() - t0
-    total = Stats.from_vector(_all_reduce(stats.to_vector(), world), settings.num_classes)
-    softmax_counts = SoftmaxCounts.from_vector(_all_reduce(softmax_counts.to_vector(), world))
+    total = Stats.from_vector(runtime.all_sum_int(stats.to_vector(), d), settings.num_classes)
+    softmax_counts = SoftmaxCounts.from_vector(runtime.all_sum_int(softmax_counts.to_vector(), d))
     if rank != 0:
         return 0
     softmax_info, warning = softmax_summary(softmax_counts, settings.softmax)
@@ -510,7 +451,8 @@ def _guarded(args) -> int:
 
 
 def _main(args) -> int:
-    rank, world, args.device = _init_distributed(args.device)
+    d = runtime.init(args.device)
+    args.device = d.device
     if args.precision == "fp32":  # true float32 convolutions on GPUs (no TF32 shortcuts)
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -519,12 +461,10 @@ def _main(args) -> int:
         meta = dict(getattr(model, "meta", {}) or {})
         dataset, settings, preset = resolve_settings(args, meta)
         if args.image:
-            return run_images(args, model, dataset, settings) if rank == 0 else 0
-        return run_dataset(args, model, dataset, settings, preset, rank, world)
+            return run_images(args, model, dataset, settings) if d.main else 0
+        return run_dataset(args, model, dataset, settings, preset, d)
     finally:
-        if world > 1:
-            import torch.distributed as dist
-            dist.destroy_process_group()
+        runtime.shutdown(d)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from psp_torch.runtime import elastic_store
 from pspnet_caffe.converter.convert import convert
 from pspnet_caffe.train import checkpoint as ck
 from pspnet_caffe.train import faults as F
@@ -224,7 +225,7 @@ def test_elastic_env(monkeypatch, tmp_path):
     rot = ck.Rotation(tmp_path)
     monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT", raising=False)
     monkeypatch.delenv("TORCHELASTIC_USE_AGENT_STORE", raising=False)
-    assert F.restart_count() == 0 and F.elastic_store(0, 2) == {}
+    assert F.restart_count() == 0 and elastic_store(0, 2) == {}
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
     assert not F.resuming(False, rot)            # relaunched before the first checkpoint
     _fake(rot, 2)

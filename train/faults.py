@@ -9,7 +9,8 @@
   clock, whichever comes first.
 - Elastic restarts (`resuming`): `torchrun --max-restarts=N` relaunches the whole worker group
   with the same command line and TORCHELASTIC_RESTART_COUNT = 1, 2, ...; the relaunched workers
-  go on from the last checkpoint as if --resume had been given.
+  go on from the last checkpoint as if --resume had been given (and meet in a store of their
+  own launch: `psp_torch.runtime.elastic_store`).
 - Divergence (`check_finite`): a non-finite loss or weight after an iteration stops the run
   with the iteration's number and the last good checkpoint, before any checkpoint or model file
   is written from those weights.
@@ -94,22 +95,6 @@ class Cadence:
 def restart_count() -> int:
     """torchrun's relaunch count of this worker group (0: the first launch, or no torchrun)."""
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT") or 0)
-
-
-def elastic_store(rank: int, world: int) -> dict:
-    """Keywords for init_process_group under torchrun: the agent's store seen through a prefix
-    of this launch (restart count). torchrun keeps one store for all launches of a group, so
-    without it a relaunched worker can read a dead worker's address from the launch before and
-    fail to connect ("Gloo connectFullMesh failed ... Connection refused"). Empty without
-    torchrun's shared store (then init_process_group reads the environment itself)."""
-    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
-        return {}
-    import torch.distributed as dist
-    from torch.distributed.constants import default_pg_timeout
-    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
-                          is_master=False, timeout=default_pg_timeout)
-    return {"store": dist.PrefixStore(f"pspnet/launch_{restart_count()}/", store),
-            "rank": rank, "world_size": world}
 
 
 def resuming(asked: bool, rotation) -> bool:

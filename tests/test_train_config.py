@@ -1,0 +1,67 @@
+"""train/config.py: the frozen config resolved once from the arguments, and the resume identity
+derived from it (every field unless exempted with a reason), so that a new option cannot be
+left out of the check that refuses a resume with other settings."""
+import copy
+import dataclasses
+
+import pytest
+
+from pspnet_caffe.train import checkpoint as ck
+from pspnet_caffe.train import run as train_run
+from pspnet_caffe.train.config import NOT_IN_IDENTITY, TrainConfig, exempt, from_args, identity
+
+ARGV = ["--data-root", "data", "--list", "data/train.txt", "--num-classes", "3", "--init",
+        "x.pth", "--iters", "10", "--out", "out"]
+
+
+def _config(*extra):
+    return from_args(train_run.parse_args(ARGV + list(extra)))
+
+
+def test_defaults_resolved_once_without_touching_the_arguments():
+    args = train_run.parse_args(ARGV)
+    before = copy.deepcopy(vars(args))
+    c = from_args(args)
+    assert vars(args) == before                    # the Namespace is read, never rewritten
+    assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.aux_weight, c.dropout) == \
+        (16, 0.01, 0.9, 1e-4, 0.4, 0.1)            # the paper's recipe (psp_torch.presets)
+    assert c.crop_size is None and c.with_crop(97).crop_size == 97   # --init: the model's own
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.lr = 0.02
+    voc = from_args(train_run.parse_args(["--data-root", "d", "--dataset", "voc", "--arch",
+                                          "pspnet50", "--out", "o"]))
+    assert (voc.num_classes, voc.crop_size, voc.iters, voc.bins, voc.pool) == \
+        (21, 473, 30_000, (1, 2, 3, 6), "ave")
+
+
+def test_identity_is_every_field_but_the_exempt_ones():
+    c = _config()
+    ident = identity(c)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    exempted = {f.name for f in dataclasses.fields(TrainConfig) if NOT_IN_IDENTITY in f.metadata}
+    assert set(ident) == names - exempted
+    assert {"out", "resume", "stop_after", "save_every", "workers", "device"} <= exempted
+    assert {"lr", "iters", "seed", "augment", "amp", "init", "crop_size"} <= set(ident)
+    assert all(f.metadata[NOT_IN_IDENTITY] for f in dataclasses.fields(TrainConfig)
+               if f.name in exempted)                    # each exemption says why
+    assert ident["init"].endswith("x.pth") and ident["init"].startswith("/")  # absolute path
+    # exempt settings change nothing in the identity; the others do
+    assert identity(_config("--out", "elsewhere", "--stop-after", "3", "--workers", "0")) == ident
+    assert identity(_config("--lr", "0.02"))["lr"] == 0.02
+
+
+def test_a_new_field_is_in_the_identity_and_a_resume_with_another_value_is_refused():
+    """Someone adds an option and forgets the resume check: it is checked all the same."""
+    Extended = dataclasses.make_dataclass(
+        "Extended", [("label_smoothing", float, dataclasses.field(default=0.0)),
+                     ("log_every", int, exempt("a logging cadence"))],
+        bases=(TrainConfig,), frozen=True, kw_only=True)
+    base = dataclasses.asdict(_config())
+    old = Extended(**base, label_smoothing=0.0, log_every=1)
+    new = Extended(**base, label_smoothing=0.1, log_every=50)
+    assert "label_smoothing" in identity(old) and "log_every" not in identity(old)
+    saved = {"recipe": identity(old), "init_hash": "h" * 64}
+    ck.check_same_run("ckpt.pth", saved, identity(Extended(**base, label_smoothing=0.0,
+                                                           log_every=50)), "h" * 64)
+    with pytest.raises(ck.ResumeError, match=r"--label-smoothing 0\.0 -> 0\.1"):
+        ck.check_same_run("ckpt.pth", saved, identity(new), "h" * 64)

@@ -1,0 +1,71 @@
+"""The model a `TrainConfig` describes: built from a model file or an architecture, and the
+meta its model files carry (classes, palette, crop, base size, mean)."""
+from __future__ import annotations
+
+import dataclasses
+
+from psp_torch.classes import CLASS_NAMES, PALETTES, voc_colormap
+from psp_torch.presets import BY_DATASET, MEAN_RGB
+from psp_torch.pspnet import PSPNet
+from . import data as D
+from . import init as I
+from .config import TrainConfig
+
+CUSTOM_BASE_SIZE = 512       # one's own data: the base size of the models it starts from
+
+
+def _reconfigured(model: PSPNet, **changes) -> PSPNet:
+    """The same model with config fields changed (same weights: crop/dropout change no shape)."""
+    cfg = model.config
+    changes = {k: v for k, v in changes.items()
+               if hasattr(cfg, k) and v is not None and getattr(cfg, k) != v}
+    if not changes:
+        return model
+    new = PSPNet(dataclasses.replace(cfg, **changes), dict(model.meta))
+    new.load_state_dict(model.state_dict())
+    return new
+
+
+def build(config: TrainConfig, log) -> PSPNet:
+    """The initial model (weights drawn from torch's RNG as seeded by the caller); `log` gets
+    the report lines (what was taken, what re-initialised)."""
+    if config.init is not None:
+        if not config.init.is_file():
+            raise FileNotFoundError(2, "No such file or directory", str(config.init))
+        # a file without the aux head gets a fresh one when the aux loss is on (paper, sec. 4)
+        model, report = I.model_from_file(config.init, num_classes=config.num_classes,
+                                          aux=True if config.aux_weight > 0 else None,
+                                          dropout=config.dropout)
+        model = _reconfigured(model, crop_size=config.crop_size)   # None: the model's own
+    else:
+        model, report = I.model_from_arch(
+            config.arch, config.num_classes, config.crop_size, bins=config.bins,
+            pool=config.pool, reduction=config.reduction, aux_weight=config.aux_weight,
+            dropout=config.dropout,
+            backbone=None if config.init_backbone is None else str(config.init_backbone))
+    for line in report:
+        log(line)
+    return model
+
+
+def meta(config: TrainConfig, model: PSPNet) -> dict:
+    """The model's meta for its files: a benchmark's classes and palette when the class count
+    is the benchmark's, else one's own (--class-names, or 'class k')."""
+    m = dict(model.meta)
+    dataset = config.dataset if config.dataset and \
+        config.num_classes == BY_DATASET[config.dataset].num_classes else None
+    if dataset:
+        names, palette = list(CLASS_NAMES[dataset]), PALETTES[dataset].tolist()
+        base = BY_DATASET[dataset].base_size
+    else:
+        n = config.num_classes
+        names = D.read_class_names(config.class_names, n) if config.class_names \
+            else [f"class {k}" for k in range(n)]
+        palette, base = voc_colormap(256)[:n].tolist(), CUSTOM_BASE_SIZE
+    m.update(name=f"pspnet{model.config.depth}_{dataset or 'custom'}", dataset=dataset,
+             num_classes=config.num_classes, class_names=names, palette=palette,
+             crop_size=model.config.crop_size,
+             base_size=base if dataset else (m.get("base_size") or base),
+             mean_rgb=list(MEAN_RGB), channel_order="BGR")
+    return m
+
