@@ -160,21 +160,51 @@ def test_no_readable_checkpoint_names_both_and_changes_nothing(tmp_path):
         ck.Rotation(tmp_path / "empty").load(print)
 
 
-def test_failed_write_leaves_both_checkpoints(tmp_path, monkeypatch):
-    """ENOSPC injected at the write call (half the file written, then the error): the error
-    names the file, nothing else changes, no temporary file is left."""
+class FullDisk:
+    """A file whose writes fail with ENOSPC once `room` bytes are written (what a file on a
+    full file system does); for `checkpoint.open`, ENOSPC injected at the write call."""
+
+    def __init__(self, path, mode, room: int):
+        self.f, self.room = open(path, mode), room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            self.f.write(bytes(data)[:self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def fill_disk_at(monkeypatch, writes: int, room: int):
+    """The `writes`-th checkpoint write (1 = the first) finds `room` bytes free."""
+    count = []
+
+    def opener(path, mode="r", *a, **kw):
+        count.append(path)
+        return FullDisk(path, mode, room if len(count) == writes else 1 << 40)
+
+    monkeypatch.setattr(ck, "open", opener, raising=False)
+
+
+@pytest.mark.parametrize("room", [0.0, 0.3, 0.97])
+def test_failed_write_leaves_both_checkpoints(tmp_path, monkeypatch, room):
+    """ENOSPC injected at the write call, at the first byte, in the zip's records or in its
+    end: the error names the file, nothing else changes, no temporary file is left."""
     rot = ck.Rotation(tmp_path)
     _fake(rot, 1)
     _fake(rot, 2)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    real_save = torch.save
-
-    def full_disk(obj, f):
-        real_save(obj, f)
-        f.truncate(f.tell() // 2)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(ck.torch, "save", full_disk)
+    fill_disk_at(monkeypatch, 1, int(room * len(before["checkpoint.pth"])))    # a fraction
     with pytest.raises(OSError) as e:
         _fake(rot, 3)
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(rot.newest)
@@ -213,7 +243,7 @@ def test_checkpoint_minutes_option():
 def test_nonfinite_names_the_tensor():
     m = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
     F.check_finite(1.5, m, 3, "x")
-    with pytest.raises(F.Diverged, match=r"loss is nan at iteration 3 .*; the last good"):
+    with pytest.raises(F.Diverged, match=r"loss is nan at iteration 3: .*; the last good"):
         F.check_finite(float("nan"), m, 3, "the last good checkpoint is c (iteration 2)")
     with torch.no_grad():
         m[1].running_var[1] = float("inf")
@@ -392,18 +422,10 @@ def test_full_disk_keeps_the_last_good_checkpoint(setup, reference, tmp_path):
 
 
 def test_disk_full_injected_then_resume(setup, reference, tmp_path, capsys, monkeypatch):
-    """The same through the command in this process, ENOSPC injected at the second checkpoint
-    write (for machines where no tmpfs can be mounted)."""
+    """The same through the command in this process, ENOSPC injected at the write call of the
+    second checkpoint (for machines where no tmpfs can be mounted)."""
     out = tmp_path / "full"
-    real_save, calls = torch.save, []
-
-    def second_fails(obj, f):
-        calls.append(1)
-        real_save(obj, f)
-        if len(calls) == 2:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(ck.torch, "save", second_fails)
+    fill_disk_at(monkeypatch, 2, 500_000)
     assert _train(setup, out) == 1
     monkeypatch.undo()
     lines = _errors(capsys.readouterr().err)

@@ -53,7 +53,10 @@ def save(path, *, rotate: bool = True, **fields) -> Path:
 
     def write(tmp):
         with open(tmp, "wb") as f:       # through Python's file: a full disk is an OSError
-            torch.save(payload, f)
+            try:
+                torch.save(payload, f)
+            except RuntimeError as exc:  # torch's zip writer, failing again on its way out
+                raise _os_error(exc) or exc
             f.flush()
             os.fsync(f.fileno())
         if rotate and path.exists():
@@ -65,6 +68,15 @@ def save(path, *, rotate: bool = True, **fields) -> Path:
         if exc.filename:
             raise
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError (ENOSPC ...) behind an exception, if one is in its chain."""
+    while exc is not None:
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _damage(path) -> str | None:

@@ -131,8 +131,8 @@ def check_finite(loss: float, module: torch.nn.Module, iteration: int, last_good
             return
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
         what = f"non-finite weights after iteration {iteration} ({bad[0]}{more})"
-    raise Diverged(f"{what} (lower --lr?); the run stops, no model written from these weights; "
-                   f"{last_good}")
+    raise Diverged(f"{what}: the run stops (lower --lr?), nothing is written from these "
+                   f"weights; {last_good}")
 
 
 @contextmanager
