@@ -240,6 +240,17 @@ def test_checkpoint_minutes_option():
     assert e.value.code == 2
 
 
+def test_checkpoint_minutes_in_the_loop(setup, tmp_path):
+    """--checkpoint-minutes 1e-9 is due after every iteration (any iteration outlasts 60 ns):
+    with --save-every far away, the clock alone wrote the checkpoint of 3 that the final one
+    rotated to checkpoint.prev.pth (without it there is no previous file: see below)."""
+    out, plain = tmp_path / "clock", tmp_path / "plain"
+    assert _train(setup, out, "--save-every", "1000", "--checkpoint-minutes", "1e-9") == 0
+    assert ck.load(out / "checkpoint.prev.pth")["iteration"] == 3
+    assert _train(setup, plain, "--save-every", "1000", "--stop-after", "2") == 0
+    assert not (plain / "checkpoint.prev.pth").exists()
+
+
 def test_nonfinite_names_the_tensor():
     m = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
     F.check_finite(1.5, m, 3, "x")
