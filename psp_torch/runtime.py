@@ -7,6 +7,9 @@
 - `all_sum` (numbers, float64), `all_sum_int` (an int64 vector, exact: metric counts),
   `gather_objects`, `barrier`: identity operations on one process.
 - `shutdown`: destroys the group `init` made.
+- Under torchrun the group meets in the agent's store seen through a prefix of the launch
+  (`elastic_store`): torchrun keeps one store for every launch of a group, so a worker
+  relaunched by --max-restarts could read a dead worker's address from the launch before.
 """
 from __future__ import annotations
 
@@ -42,10 +45,27 @@ def init(device: str) -> Dist:
     if device.startswith("cuda"):
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
-        dist.init_process_group("cpu:gloo,cuda:nccl", device_id=torch.device(device))
+        dist.init_process_group("cpu:gloo,cuda:nccl", device_id=torch.device(device),
+                                **elastic_store(rank, world))
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", **elastic_store(rank, world))
     return Dist(rank, world, local, device)
+
+
+def elastic_store(rank: int, world: int) -> dict:
+    """Keywords for init_process_group under torchrun: the agent's store through a prefix of
+    this launch (TORCHELASTIC_RESTART_COUNT). Without it a relaunched worker may read the
+    address a worker of the dead launch left there and fail ("Gloo connectFullMesh failed ...
+    Connection refused"). Empty without torchrun's shared store (init_process_group then reads
+    the environment itself)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return {}
+    from torch.distributed.constants import default_pg_timeout
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=False, timeout=default_pg_timeout)
+    launch = os.environ.get("TORCHELASTIC_RESTART_COUNT") or "0"
+    return {"store": dist.PrefixStore(f"launch_{launch}/", store), "rank": rank,
+            "world_size": world}
 
 
 def shutdown(d: Dist) -> None:

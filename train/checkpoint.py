@@ -9,10 +9,21 @@
      "val": [[iteration, mIoU], ...], "best_miou": float | None}
 
 The data order and the augmentation are functions of (seed, iteration): no loader state is
-stored. Written atomically (`psp_torch.io.atomic_write`), read with ``weights_only=True``.
+stored. Read with ``weights_only=True``.
+
+Two files, so that one bad file never loses a run (`Rotation`): ``checkpoint.pth`` (the newest)
+and ``checkpoint.prev.pth`` (the one before). A save writes the new file beside them under a
+temporary name and flushes it to the disk; only once it is complete does the newest become the
+previous and the new file the newest (two renames). A failed write (a full disk) removes the
+temporary file and leaves both as they were. A load checks every record of the file against
+the CRC-32 that torch.save stores in its zip (torch.load itself does not: a flipped byte in a
+tensor would load silently) and falls back on the previous file when the newest is truncated,
+corrupt or missing.
 """
 from __future__ import annotations
 
+import os
+import zipfile
 from pathlib import Path
 
 import torch
@@ -20,17 +31,72 @@ import torch
 from psp_torch.io import atomic_write
 
 FORMAT = "pspnet-train-checkpoint/1"
+NAME = "checkpoint.pth"
 
 
 class ResumeError(ValueError):
-    """The checkpoint is not of this run (settings or initial model differ)."""
+    """The checkpoint is not of this run (settings or initial model differ), or unreadable."""
 
 
-def save(path, **fields) -> Path:
-    return atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **fields}, tmp))
+def previous(path) -> Path:
+    """checkpoint.pth -> checkpoint.prev.pth (beside it)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save(path, *, rotate: bool = True, **fields) -> Path:
+    """Write the checkpoint `fields` to `path` (complete and flushed before it takes the name);
+    with `rotate` the file that was at `path` becomes `previous(path)`. On a failed write (an
+    OSError such as ENOSPC: raised, naming `path`) both files are left as they were."""
+    path = Path(path)
+    payload = {"format": FORMAT, **fields}
+
+    def write(tmp):
+        with open(tmp, "wb") as f:       # through Python's file: a full disk is an OSError
+            try:
+                torch.save(payload, f)
+            except RuntimeError as exc:  # torch's zip writer, failing again on its way out
+                raise _os_error(exc) or exc
+            f.flush()
+            os.fsync(f.fileno())
+        if rotate and path.exists():
+            os.replace(path, previous(path))
+
+    try:
+        return atomic_write(path, write)
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError (ENOSPC ...) behind an exception, if one is in its chain."""
+    while exc is not None:
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _damage(path) -> str | None:
+    """Why the file is not an intact torch zip (truncated, a record's CRC wrong), or None."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, EOFError) as exc:
+        return f"truncated or not a torch file: {exc}"
+    except (OSError, ValueError, RuntimeError) as exc:     # zipfile raises these on bad headers
+        return f"damaged: {exc}"
+    return f"corrupt: record {bad} fails its CRC-32" if bad else None
 
 
 def load(path) -> dict:
+    """The checkpoint at `path`, checked intact and of this format; ResumeError naming the file
+    and what is wrong otherwise."""
+    damage = _damage(path)
+    if damage:
+        raise ResumeError(f"{path}: not a readable checkpoint ({damage})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -39,6 +105,57 @@ def load(path) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ResumeError(f"{path}: not a checkpoint of train/run.py (format {FORMAT!r})")
     return ckpt
+
+
+class Rotation:
+    """OUT/checkpoint.pth and OUT/checkpoint.prev.pth of one run.
+
+    `load` takes the newest readable one (one warning line through `warn` when it had to fall
+    back on the previous one); `save` rotates, except right after such a fall-back: the bad
+    newest file is then replaced, so that the previous one stays the good file it is.
+    `good` and `saved_at`: the last good checkpoint (written or loaded) and its iteration."""
+
+    def __init__(self, out):
+        self.newest = Path(out) / NAME
+        self.prev = previous(self.newest)
+        self.saved_at: int | None = None
+        self.good: Path | None = None
+        self._newest_bad = False
+
+    def exists(self) -> bool:
+        return self.newest.exists() or self.prev.exists()
+
+    def load(self, warn) -> tuple[Path, dict]:
+        problems = []
+        for path in (self.newest, self.prev):
+            if not path.exists():
+                problems.append(f"{path}: missing")
+                continue
+            try:
+                ckpt = load(path)
+            except ResumeError as exc:
+                problems.append(str(exc))
+                continue
+            if problems:
+                warn(f"warning: {problems[0]}; going on from the previous checkpoint {path}")
+                self._newest_bad = True
+            self.saved_at, self.good = int(ckpt["iteration"]), path
+            return path, ckpt
+        if not self.newest.exists() and not self.prev.exists():
+            raise FileNotFoundError(2, "no checkpoint to resume from", str(self.newest))
+        raise ResumeError("; ".join(problems) + " (nothing was changed)")
+
+    def save(self, iteration: int, **fields) -> Path:
+        path = save(self.newest, rotate=not self._newest_bad, iteration=iteration, **fields)
+        self._newest_bad = False
+        self.saved_at, self.good = iteration, path
+        return path
+
+    def last_good(self) -> str:
+        """The last good checkpoint, in words, for an error line."""
+        if self.saved_at is None:
+            return "no checkpoint was written yet"
+        return f"the last good checkpoint is {self.good} (iteration {self.saved_at})"
 
 
 def check_same_run(path, ckpt: dict, recipe: dict, init_hash: str) -> None:

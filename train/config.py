@@ -68,6 +68,7 @@ class TrainConfig:
     # run
     out: Path = exempt("where the outputs go")
     save_every: int = exempt("checkpoints are written between iterations, reading nothing random")
+    checkpoint_minutes: float = exempt("the same as save_every, by the clock")
     resume: bool = exempt("going on is the point")
     stop_after: int | None = exempt("stops without changing the schedule")
     device: str = exempt("a run may move to another device (same function; float summation "
@@ -130,5 +131,6 @@ def from_args(args) -> TrainConfig:
         weight_decay=preset("weight_decay"), aux_weight=preset("aux_weight"),
         loss_scale=args.loss_scale, sgd=args.sgd, freeze_bn=args.freeze_bn, seed=args.seed,
         amp=args.amp, tf32=args.tf32, out=Path(args.out), save_every=args.save_every,
+        checkpoint_minutes=args.checkpoint_minutes,
         resume=args.resume, stop_after=args.stop_after, device=args.device,
         channels_last=args.channels_last, progress=not args.no_progress)

@@ -5,8 +5,10 @@
     python train/run.py --dataset voc --data-root DIR --arch pspnet101 --init-backbone resnet101_v2.pth --out runs/c
     torchrun --nproc_per_node=4 train/run.py ...           (the global batch is shared out)
 
-Writes OUT/checkpoint.pth (every --save-every iterations and at the end; --resume goes on from
-it), OUT/model.pth (psp_torch.load / eval/run.py --weights / converter/export.py take it),
+Writes OUT/checkpoint.pth (every --save-every iterations or --checkpoint-minutes, at the end,
+on SIGTERM / Ctrl-C; the one before is kept as OUT/checkpoint.prev.pth; --resume goes on from
+the newest readable one, and so does a torchrun --max-restarts relaunch), OUT/model.pth
+(psp_torch.load / eval/run.py --weights / converter/export.py take it),
 OUT/best.pth (with --val-every), OUT/log.jsonl (one line per iteration), OUT/curves.png.
 See train/README.md.
 
@@ -109,7 +111,12 @@ def parse_args(argv=None):
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--save-every", type=cli.positive_int, default=1000,
                    help="write checkpoint.pth every N iterations")
-    g.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.pth")
+    g.add_argument("--checkpoint-minutes", type=cli.nonnegative_float, default=0.0,
+                   help="also write checkpoint.pth once this many minutes have passed since "
+                        "the last one (0 = only every --save-every iterations)")
+    g.add_argument("--resume", action="store_true",
+                   help="go on from OUT/checkpoint.pth (OUT/checkpoint.prev.pth when the newest "
+                        "is unreadable); implied on a torchrun --max-restarts relaunch")
     g.add_argument("--stop-after", type=cli.positive_int,
                    help="stop (with a checkpoint) once this many iterations are done, without "
                         "changing the schedule; --resume goes on")

@@ -4,9 +4,10 @@
     Trainer.run()                  iterations until --iters / --stop-after / Ctrl-C; exit status
 
 One iteration (`iteration`): a global batch through `step.train_step` (losses averaged over
-the processes, a non-finite loss stops the run), then `end_iteration`: the log line, the
-progress bar, validation every --val-every, the checkpoint every --save-every, at the stop and
-on Ctrl-C / SIGTERM. Every checkpoint goes through `write_checkpoint` (its contents:
+the processes; a non-finite loss or weight stops the run: `faults.check_finite`), then
+`end_iteration`: the log line, the progress bar, validation every --val-every, the checkpoint
+every --save-every iterations or --checkpoint-minutes, at the stop and on Ctrl-C / SIGTERM
+(`faults.Stop`: exit 130 / 143). Every checkpoint goes through `write_checkpoint` (its contents:
 `checkpoint_state`), every model file through `save_model`. Validation is eval's own scoring
 (`pspnet_caffe.eval.evaluate.evaluate`, single scale with the authors' protocol).
 
@@ -17,8 +18,6 @@ iteration) at the start and saved per process in every checkpoint.
 from __future__ import annotations
 
 import json
-import math
-import signal
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from psp_torch import cli
 from psp_torch.digest import state_sha256
 from psp_torch.io import atomic_write, save_pspnet
 from psp_torch.runtime import Dist
@@ -40,6 +38,7 @@ from . import bn as B
 from . import checkpoint as ck
 from . import data as D
 from . import distributed as dd
+from . import faults as F
 from . import model as M
 from . import plot
 from . import step as S          # S.train_step looked up per call (bench/paused.py wraps it)
@@ -53,26 +52,7 @@ LOG = "log.jsonl"
 CURVES = "curves.png"
 
 
-class Stop:
-    """Ctrl-C (SIGINT) / SIGTERM: finish the iteration, write a checkpoint, exit 130."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-
-    def __enter__(self):
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:          # a second Ctrl-C: stop now (the last checkpoint stays)
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
+Stop = F.Stop      # SIGINT / SIGTERM: train/faults.py
 
 
 def valid_pixels(labels: torch.Tensor, loss_scale: float) -> int:
@@ -101,6 +81,7 @@ class Trainer:
         self.out = Path(config.out)
         self.log_path = self.out / LOG
         self.checkpoint_path = self.out / CHECKPOINT
+        self.ckpts = ck.Rotation(self.out)      # checkpoint.pth, checkpoint.prev.pth
         self.iteration, self.val_points, self.best = 0, [], None
         self._rng_restored = False
 
@@ -147,9 +128,12 @@ class Trainer:
             if c.amp == "fp16" else None
         has_aux = getattr(model, "aux", None) is not None
         self.net = dd.wrap(model, d, find_unused=has_aux and c.aux_weight == 0)
-        if c.resume:
+        if F.resuming(c.resume, self.ckpts):      # --resume, or a torchrun relaunch
+            if not c.resume:
+                self.say(f"torchrun relaunch {F.restart_count()}: going on from the last "
+                         f"checkpoint")
             self.resume()
-        elif d.main and self.checkpoint_path.exists():
+        elif d.main and self.ckpts.exists():
             raise ValueError(f"{self.checkpoint_path}: a run is already here; --resume "
                              f"goes on with it, or choose another --out")
         elif d.main:        # a fresh run: no lines of an earlier, failed one
@@ -165,11 +149,9 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def resume(self):
-        """Go on from the checkpoint: the same run (`check_same_run`), its state restored."""
-        path = self.checkpoint_path
-        if not path.is_file():
-            raise FileNotFoundError(2, "no checkpoint to resume from", str(path))
-        self.restore(path, ck.load(path))
+        """Go on from the newest readable checkpoint (`checkpoint.Rotation`): the same run
+        (`check_same_run`), its state restored."""
+        self.restore(*self.ckpts.load(self.say))
 
     def restore(self, path: Path, c: dict):
         """Model, optimiser, scaler, iteration, validation history and RNG from checkpoint `c`."""
@@ -218,8 +200,10 @@ class Trainer:
         state = self.checkpoint_state()
         if state is None:
             return
-        ck.save(self.checkpoint_path, **state)
-        self.plot()
+        F.check_finite(0.0, self.model, self.iteration, self.ckpts.last_good())
+        with F.write_failure(self.checkpoint_path, self.ckpts.last_good):
+            self.ckpts.save(**state)
+            self.plot()
 
     def save_model(self, name: str):
         """A model file (rank 0) in the project's format, with the recipe and the iteration."""
@@ -227,7 +211,9 @@ class Trainer:
             return
         meta = dict(self.model.meta, recipe=self.identity, iteration=self.iteration,
                     trained_by="train/run.py")
-        save_pspnet(self.model, self.out / name, meta)
+        F.check_finite(0.0, self.model, self.iteration, self.ckpts.last_good())
+        with F.write_failure(self.out / name, self.ckpts.last_good):
+            save_pspnet(self.model, self.out / name, meta)
 
     def plot(self):
         rows = [json.loads(ln) for ln in self.log_path.read_text().splitlines() if ln.strip()] \
@@ -278,23 +264,23 @@ class Trainer:
         self._bar = tqdm(total=c.iters, initial=self.iteration, unit="it", dynamic_ncols=True,
                          disable=not d.main or not c.progress, desc="train")
         self._t_last = time.perf_counter()
-        interrupted = False
+        self.cadence = F.Cadence(c.save_every, c.checkpoint_minutes, time.monotonic())
+        self.stopped = None
         try:
-            with Stop() as self.stop:
+            with F.Stop() as self.stop:
                 for images, labels in batches:
                     result = self.iteration_step(images, labels)
                     self.iteration += 1
-                    if self.end_iteration(result):
-                        interrupted = True
+                    self.stopped = self.end_iteration(result)
+                    if self.stopped:
                         break
         finally:
             self._bar.close()
             if self._log:
                 self._log.close()
-        if interrupted:
-            self.say(f"interrupted: checkpoint written at iteration {self.iteration} of "
-                     f"{c.iters} ({self.checkpoint_path}); --resume goes on")
-            return cli.EXIT_INTERRUPTED
+        if self.stopped:
+            self.say(F.stop_line(self.stopped, self.iteration, c.iters, self.checkpoint_path))
+            return self.stopped
         return self.finish()
 
     def iteration_step(self, images, labels) -> dict:
@@ -316,14 +302,14 @@ class Trainer:
         if d.world > 1:
             r["loss"], r["main"], r["aux"] = (
                 v / d.world for v in dd.all_sum([r["loss"], r["main"], r["aux"]], d))
-        if not math.isfinite(r["loss"]):
-            raise FloatingPointError(f"loss is {r['loss']} at iteration {self.iteration + 1} "
-                                     f"(lower --lr?)")
+        # a non-finite loss or weight: stop before anything is written from them
+        F.check_finite(r["loss"], self.model, self.iteration + 1, self.ckpts.last_good())
         return r
 
-    def end_iteration(self, r: dict) -> bool:
-        """After update `self.iteration`: log, validate, checkpoint on their cadence. True when
-        the run stops here (Ctrl-C / SIGTERM, agreed by all processes; checkpoint written)."""
+    def end_iteration(self, r: dict) -> int:
+        """After update `self.iteration`: log, validate, checkpoint on their cadence (iterations,
+        rank 0's clock). The exit status when the run stops here (Ctrl-C 130 / SIGTERM 143,
+        agreed by all processes; checkpoint written), else 0."""
         c, d = self.config, self.d
         now = time.perf_counter()
         ips = c.batch_size / max(now - self._t_last, 1e-9)
@@ -332,18 +318,23 @@ class Trainer:
                             "main": r["main"], "aux": r["aux"], "images_per_s": round(ips, 3)})
         self._bar.set_postfix(loss=f"{r['loss']:.4f}", lr=f"{r['lr']:.2e}", refresh=False)
         self._bar.update(1)
-        stopping = dd.all_sum([self.stop.requested], d)[0] > 0 if d.world > 1 \
-            else self.stop.requested
+        # [SIGINT, SIGTERM, rank 0's clock says checkpoint], agreed over the processes
+        flags = [*self.stop.flags(), int(d.main and self.cadence.by_clock(time.monotonic()))]
+        flags = dd.all_sum(flags, d) if d.world > 1 else flags
+        stopping = flags[0] + flags[1] > 0
         if c.val_every and self.iteration % c.val_every == 0 and self.iteration < c.iters:
             self.val_step()
-        if self.iteration % c.save_every == 0 or self.iteration == c.stop_at or stopping:
+        if self.cadence.by_iteration(self.iteration) or flags[2] > 0 \
+                or self.iteration == c.stop_at or stopping:
             self.write_checkpoint()
-        return stopping
+            self.cadence.saved(time.monotonic())
+        return F.stop_status(flags) if stopping else 0
 
     def log_iteration(self, row: dict):
         if self._log:
-            self._log.write(json.dumps(row) + "\n")
-            self._log.flush()
+            with F.write_failure(self.log_path, self.ckpts.last_good):
+                self._log.write(json.dumps(row) + "\n")
+                self._log.flush()
 
     def finish(self) -> int:
         c = self.config
