@@ -26,8 +26,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .layers import ALIASES, LAYER_TYPES, LayerError, layer_class
-from .layers.input import Input
+from caffe_proto import load_prototxt, load_weights
+
+from ..layers import ALIASES, LAYER_TYPES, LayerError, layer_class
+from ..layers.input import Input
+from ..metadata import generic_meta, source_meta
 
 _TEST = 1   # caffe.Phase.TEST
 
@@ -81,7 +84,6 @@ class WeightReport:
 
 def read_weights(path):
     """A caffemodel or Caffe HDF5 weights file (told apart by content) -> `caffe_proto.Net`."""
-    from caffe_proto import load_weights
     return load_weights(path)
 
 
@@ -215,9 +217,6 @@ class CaffeNet(nn.Module):
         weights file's name and sha256). A learnable layer the weights file lacks is an error
         naming it, unless ``allow_missing`` (then it keeps its initial values and is listed
         in ``weight_report.missing``)."""
-        from caffe_proto import load_prototxt
-
-        from .metadata import generic_meta, source_meta
         net = load_prototxt(prototxt)
         model = cls(net, weights, input_shapes=input_shapes)
         missing = model.weight_report.missing if model.weight_report else []

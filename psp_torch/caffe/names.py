@@ -1,6 +1,8 @@
 """The stable mapping between Caffe layer names and `PSPNet` state_dict keys.
 
 Used by the converter (caffemodel -> .pth) and the exporter (.pth -> caffemodel).
+Derived from `psp_torch.caffe.structure.caffe_layers` (every weighted layer there names
+the module holding its weights), so the mapping and the deploy prototxt cannot disagree.
 The mapping (stage s = 2..5 is ``layer{s-1}``, block i = 1.. is index ``i-1``):
 
     conv1_1_3x3_s2 (+/bn)          stem.conv1 / stem.bn1
@@ -24,7 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import AUX_CLASSIFIER, AUX_LAYER, STEM_LAYERS, PSPNetConfig
+from ..config import PSPNetConfig
+from .structure import caffe_layers
 
 CONV = "conv"            # blobs: weight
 CONV_BIAS = "conv_bias"  # blobs: weight, bias
@@ -51,33 +54,16 @@ class LayerKeys:
         return tuple(f"{self.module}.{s}" for s in _SUFFIXES[self.kind])
 
 
-def _conv_bn(caffe, conv_module, bn_module, aux=False):
-    return [LayerKeys(caffe, conv_module, CONV, aux), LayerKeys(f"{caffe}/bn", bn_module, BN, aux)]
+def _kind(layer) -> str:
+    if layer.type == "BN":
+        return BN
+    return CONV_BIAS if layer.params["bias"] else CONV
 
 
 def layer_keys(config: PSPNetConfig, aux: bool | None = None) -> list[LayerKeys]:
     """Every weighted Caffe layer of the config in deploy-prototxt order (aux head last)."""
-    aux = config.aux if aux is None else aux
-    out = []
-    for i, name in enumerate(STEM_LAYERS, 1):
-        out += _conv_bn(name, f"stem.conv{i}", f"stem.bn{i}")
-    for s, n in zip((2, 3, 4, 5), config.blocks):
-        for i in range(1, n + 1):
-            block = f"layer{s - 1}.{i - 1}"
-            out += _conv_bn(f"conv{s}_{i}_1x1_reduce", f"{block}.conv1", f"{block}.bn1")
-            out += _conv_bn(f"conv{s}_{i}_3x3", f"{block}.conv2", f"{block}.bn2")
-            out += _conv_bn(f"conv{s}_{i}_1x1_increase", f"{block}.conv3", f"{block}.bn3")
-            if i == 1:
-                out += _conv_bn(f"conv{s}_1_1x1_proj", f"{block}.downsample.0",
-                                f"{block}.downsample.1")
-    for j, b in enumerate(config.bins if config.reduction else ()):
-        out += _conv_bn(f"conv5_3_pool{b}_conv", f"ppm.stages.{j}.conv", f"ppm.stages.{j}.bn")
-    out += _conv_bn("conv5_4", "head.conv", "head.bn")
-    out.append(LayerKeys("conv6", "classifier", CONV_BIAS))
-    if aux:
-        out += _conv_bn(AUX_LAYER, "aux.conv", "aux.bn", aux=True)
-        out.append(LayerKeys(AUX_CLASSIFIER, "aux.classifier", CONV_BIAS, aux=True))
-    return out
+    return [LayerKeys(layer.name, layer.module, _kind(layer), layer.aux)
+            for layer in caffe_layers(config, aux=aux) if layer.module is not None]
 
 
 def caffe_to_state_dict_keys(config: PSPNetConfig) -> dict[str, tuple[str, ...]]:

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .config import PSPNetConfig
+from caffe_proto import load_weights
+
+from ..config import PSPNetConfig
+from ..pspnet import PSPNet
 from .names import BN, layer_keys
 
 CONV_TYPES = {"Convolution", "ConvolutionData", "HoleConvolutionData"}
@@ -46,16 +49,11 @@ def weights_net(src):
     """A `caffe_proto.Net` with blobs from a Net, a .caffemodel or a .caffemodel.h5 path."""
     if hasattr(src, "layers"):
         return src
-    try:
-        from caffe_proto import load_weights
-    except ImportError:                               # reader of binary files only
-        from caffe_proto import load_caffemodel as load_weights
     return load_weights(src)
 
 
 def expected_shapes(config: PSPNetConfig) -> dict[str, tuple]:
     """state_dict key -> shape, without allocating the model."""
-    from .pspnet import PSPNet
     with torch.device("meta"):
         model = PSPNet(config)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
