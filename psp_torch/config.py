@@ -105,6 +105,21 @@ class PSPNetConfig:
             raise ValueError(f"unknown PSPNet config fields: {sorted(unknown)}")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
+    def canonical(self) -> "PSPNetConfig":
+        """The same network with the fields it does not use at their defaults: ``ppm_width``
+        without dimension reduction or without a pyramid, ``pool`` and ``reduction`` without
+        a pyramid. Two configs build the same PSPNet (modules, state_dict, forward) when
+        their canonical forms are equal; a config read off a Caffe net is canonical (Caffe
+        has nowhere to keep an unused width)."""
+        defaults = {f: PSPNetConfig.__dataclass_fields__[f].default
+                    for f in ("ppm_width", "pool", "reduction")}
+        changes = {}
+        if not self.bins:
+            changes = defaults
+        elif not self.reduction:
+            changes = {"ppm_width": defaults["ppm_width"]}
+        return PSPNetConfig(**{**asdict(self), **changes})
+
     def with_aux(self, aux_width: int = 256) -> "PSPNetConfig":
         return PSPNetConfig(**{**asdict(self), "aux_width": aux_width})
 
