@@ -107,12 +107,13 @@ class _Layers:
         return self.add(name, "Pooling", bottom, pool=method, kernel=kernel, stride=stride,
                         pad=pad)
 
-    def interp(self, name, bottom, size):
-        """Interp to `size`, written as the release does (zoom 8) where that gives it."""
+    def interp(self, name, bottom, size, zoom=None):
+        """Interp to `size`: as ``zoom_factor: zoom`` where that gives it (the release's
+        conv6_interp), else as its height and width."""
         h, w = self.sizes[bottom]
         self.sizes[name] = tuple(size)
-        if interp_output_size(h, w, zoom_factor=ZOOM) == tuple(size) and name == OUTPUT:
-            return self.add(name, "Interp", bottom, zoom=ZOOM)
+        if zoom is not None and interp_output_size(h, w, zoom_factor=zoom) == tuple(size):
+            return self.add(name, "Interp", bottom, zoom=zoom)
         return self.add(name, "Interp", bottom, height=size[0], width=size[1])
 
     def same(self, name, type_, bottom, top=None, **params):
@@ -179,7 +180,7 @@ def caffe_layers(config: PSPNetConfig, *, aux: bool | None = None,
     y = net.conv_bn(HEAD, x, c.head_width, 3, "head.conv", "head.bn", pad=1, lr=10)
     net.same(f"{HEAD}/dropout", "Dropout", y, y, ratio=c.dropout)
     net.conv(CLASSIFIER, y, c.num_classes, 1, "classifier", lr=10, pad=None, bias=True)
-    net.interp(OUTPUT, CLASSIFIER, net.sizes["data"])
+    net.interp(OUTPUT, CLASSIFIER, net.sizes["data"], zoom=ZOOM)
     if aux:
         net.aux = True
         a = net.conv_bn(AUX_LAYER, stage4, c.aux_width, 3, "aux.conv", "aux.bn", pad=1, lr=10)
