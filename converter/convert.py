@@ -28,6 +28,22 @@ if __package__ in (None, ""):  # run as a script: its folder must not shadow oth
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
+# (below the sys.path fix on purpose: a script's folder must not shadow these)
+import numpy as np
+import torch
+
+from caffe_proto import CaffeFormatError, load_prototxt
+from psp_torch import cli
+from psp_torch.caffe.deploy import deploy_net
+from psp_torch.caffe.graph import CaffeNet
+from psp_torch.caffe.read_config import NotAPSPNet, aux_width_of, config_from_net
+from psp_torch.caffe.weights import WeightMismatch, state_dict_from_caffe, weights_net
+from psp_torch.config import PSPNetConfig
+from psp_torch.digest import file_sha256
+from psp_torch.io import format_of, save
+from psp_torch.metadata import config_meta, generic_meta
+from psp_torch.pspnet import PSPNet
+
 CONVERTER_VERSION = "1.0"
 # --verify bound on max |PSPNet - CaffeNet| / max |CaffeNet|, by ResNet depth: the two run
 # the same arithmetic in different float32 summation orders, which drifts through the
@@ -104,7 +120,6 @@ def _describe(config) -> str:
 
 
 def _pspnet_meta(config, source: Path, sha: str, config_from: str) -> dict:
-    from psp_torch.metadata import config_meta
     meta = config_meta(config)
     meta.update(source=source.name, source_sha256=sha, converter_version=CONVERTER_VERSION,
                 config_from=config_from)
@@ -112,7 +127,6 @@ def _pspnet_meta(config, source: Path, sha: str, config_from: str) -> dict:
 
 
 def _pspnet_payload(config, wnet, source, sha, config_from, log):
-    from psp_torch.weights import WeightMismatch, state_dict_from_caffe
     try:
         state, report = state_dict_from_caffe(config, wnet, source=str(source))
     except WeightMismatch as exc:
@@ -125,7 +139,6 @@ def _pspnet_payload(config, wnet, source, sha, config_from, log):
 
 
 def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log, allow_missing=False):
-    from psp_torch.metadata import generic_meta
     cnet, report = _build_caffenet(dnet, wnet)
     types = {l.name: l.type for l in dnet.layers}
     weighted = [l for l in wnet.layers if l.blobs]
@@ -165,13 +178,11 @@ def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log, allow_missing
 
 
 def torch_tensor(array):
-    import torch
     return torch.from_numpy(array.copy())
 
 
 def _build_caffenet(dnet, wnet):
     """(CaffeNet in eval mode with the weights copied by name, its WeightReport)."""
-    from psp_torch.graph import CaffeNet
     try:
         cnet = CaffeNet(dnet)
         report = cnet.load_caffe_weights(wnet)
@@ -185,9 +196,6 @@ def verify(payload, dnet, wnet, log, seed=0) -> float:
 
     Returns max |diff| / max |CaffeNet output|; raises VerifyError above the bound.
     """
-    import torch
-    from psp_torch.config import PSPNetConfig
-    from psp_torch.pspnet import PSPNet
     config = PSPNetConfig.from_dict(payload["config"])
     model = PSPNet(config)
     model.load_state_dict(payload["state_dict"])
@@ -223,7 +231,6 @@ def verify_line(diff: float, scale: float, rtol: float) -> str:
 
 def warn_non_finite(wnet, source) -> int:
     """A warning on stderr per layer whose blobs hold NaN or Inf (converted as they are)."""
-    import numpy as np
     bad = 0
     for layer in wnet.layers:
         nan = sum(int(np.isnan(b).sum()) for b in layer.blobs)
@@ -243,13 +250,6 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
     are created. `allow_missing`: a generic net's learnable layers without weights keep
     their initial values (listed, and named in the meta) instead of failing. `fmt`: "pth"
     or "safetensors" (default: from `out`'s suffix, else "pth")."""
-    from caffe_proto import CaffeFormatError, load_prototxt
-    from psp_torch.config import NotAPSPNet, aux_width_of, config_from_net
-    from psp_torch.deploy import deploy_net
-    from psp_torch.digest import file_sha256
-    from psp_torch.io import format_of, save
-    from psp_torch.weights import weights_net
-
     t0 = time.perf_counter()
     source = Path(caffemodel)
     out = output_path(out, source, fmt)
@@ -301,7 +301,6 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
 
 
 def main(argv=None) -> int:
-    from psp_torch import cli
     ap = cli.parser("convert.py", __doc__)
     ap.add_argument("caffemodel", help=".caffemodel or .caffemodel.h5")
     ap.add_argument("--prototxt", help="deploy prototxt (needed for nets that are not PSPNets)")

@@ -6,12 +6,16 @@ or -> ONNX (--onnx), for ONNX Runtime, TensorRT and the like.
     python converter/export.py pspnet101_VOC2012.pth --onnx pspnet101_VOC2012.onnx
     # -> one ONNX graph, batch and input size dynamic (converter/onnx_export.py)
 
-A PSPNet is written in the release's own layout (`psp_torch.deploy`): the
-prototxt is the deploy net, layer for layer as the authors' file; the caffemodel
-holds the same layers with their blobs in Caffe order (conv weight, bias; BN
-slope, bias, mean, variance as 1xCx1x1), plus the auxiliary head (conv4_24,
-conv4_24/bn, conv6_1) when the model has one. A CaffeNet conversion gives back
-its own prototxt and its blobs by layer name. Values are copied bit for bit.
+A PSPNet is written in the release's own layout (`psp_torch.caffe.deploy`, from the one
+description of its layers in `psp_torch.caffe.structure`): the prototxt is the deploy
+net, layer for layer as the authors' file; the caffemodel holds the same layers with
+their blobs in Caffe order (conv weight, bias; BN slope, bias, mean, variance as
+1xCx1x1), plus the auxiliary head (conv4_24, conv4_24/bn, conv6_1) when the model has
+one. Every PSPNetConfig variant (bins, MAX pooling, no reduction, no pyramid, any depth)
+is written; one the Caffe layout cannot express is refused before anything is written.
+The prototxt is for the training crop unless --input-size asks for another input (its
+pyramid Interp sizes and input shape are fixed numbers). A CaffeNet conversion gives
+back its own prototxt and its blobs by layer name. Values are copied bit for bit.
 
 Exit status (psp_torch/cli.py): 0 done, 1 bad input or an output that exists (pass
 --force), one line ``error: FILE: what``; 2 usage; 130 Ctrl-C.
@@ -26,28 +30,41 @@ if __package__ in (None, ""):  # run as a script: its folder must not shadow oth
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
+# (below the sys.path fix on purpose: a script's folder must not shadow these)
+from caffe_proto import load_prototxt, net_to_prototxt, save_caffemodel
+from psp_torch import cli
+from psp_torch.caffe.deploy import deploy_net
+from psp_torch.caffe.structure import NoCaffeLayout
+from psp_torch.caffe.weights import caffe_blobs
+from psp_torch.config import PSPNetConfig
+from psp_torch.io import atomic_write, load, read
+from pspnet_caffe.converter.onnx_export import OPSET, export_onnx
+
 
 class ExportError(ValueError):
     pass
 
 
-def export_nets(payload: dict):
-    """(deploy Net without blobs, weights Net with blobs) of a .pth payload."""
-    from caffe_proto import load_prototxt
+def export_nets(payload: dict, input_size: tuple | None = None):
+    """(deploy Net without blobs, weights Net with blobs) of a .pth payload; the deploy net
+    for an (H, W) input when `input_size` is given (a PSPNet's), else for the crop."""
     kind = payload.get("kind")
     if kind == "pspnet":
-        from psp_torch.config import PSPNetConfig
-        from psp_torch.deploy import deploy_net
-        from psp_torch.weights import caffe_blobs
         config = PSPNetConfig.from_dict(payload["config"])
         name = (payload.get("meta") or {}).get("name")
-        deploy = deploy_net(config, name)
-        weights = deploy_net(config, name, aux=config.aux)
+        try:
+            deploy = deploy_net(config, name, input_size=input_size)
+            weights = deploy_net(config, name, aux=config.aux)
+        except (NoCaffeLayout, ValueError) as exc:
+            raise ExportError(f"cannot be written as a Caffe net: {exc}") from None
         blobs = caffe_blobs(config, payload["state_dict"])
         for layer in weights.layers:
             layer.blobs = blobs.get(layer.name, [])
         return deploy, weights
     if kind == "caffenet":
+        if input_size is not None:
+            raise ExportError("--input-size is for PSPNets; a CaffeNet is written with its "
+                              "own prototxt")
         deploy = load_prototxt(payload["prototxt"])
         weights = load_prototxt(payload["prototxt"])
         for layer in weights.layers:
@@ -58,10 +75,10 @@ def export_nets(payload: dict):
 
 
 def export(pth, out_dir, *, name: str | None = None, force: bool = False,
-           log=print) -> tuple[Path, Path]:
-    """Write <out_dir>/<name>.prototxt and <name>.caffemodel (name: the .pth's stem)."""
-    from caffe_proto import net_to_prototxt, save_caffemodel
-    from psp_torch.io import atomic_write, read
+           input_size: tuple | None = None, log=print) -> tuple[Path, Path]:
+    """Write <out_dir>/<name>.prototxt and <name>.caffemodel (name: the .pth's stem);
+    the prototxt for an (H, W) input when `input_size` is given, else for the crop.
+    Nothing is written when the model cannot be expressed in Caffe (ExportError)."""
     pth = Path(pth)
     out_dir = Path(out_dir)
     name = name or pth.stem
@@ -70,7 +87,10 @@ def export(pth, out_dir, *, name: str | None = None, force: bool = False,
         if p.exists() and not force:
             raise ExportError(f"{p}: exists; pass --force to overwrite it")
     payload = read(pth)
-    deploy, weights = export_nets(payload)
+    try:
+        deploy, weights = export_nets(payload, input_size)
+    except ExportError as exc:
+        raise ExportError(f"{pth}: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     text = net_to_prototxt(deploy)
     atomic_write(proto_path, lambda tmp: Path(tmp).write_text(text))
@@ -83,8 +103,6 @@ def export(pth, out_dir, *, name: str | None = None, force: bool = False,
 
 def export_onnx_file(pth, out, *, force: bool = False, log=print) -> Path:
     """Write the ONNX graph of a PSPNet model file (see converter/onnx_export.py)."""
-    from psp_torch.io import load
-    from pspnet_caffe.converter.onnx_export import OPSET, export_onnx
     out = Path(out)
     if out.exists() and not force:
         raise ExportError(f"{out}: exists; pass --force to overwrite it")
@@ -102,7 +120,6 @@ def export_onnx_file(pth, out, *, force: bool = False, log=print) -> Path:
 
 
 def main(argv=None) -> int:
-    from psp_torch import cli
     ap = cli.parser("export.py", __doc__)
     ap.add_argument("pth", help="a .pth written by convert.py or psp_torch.io.save_pspnet")
     ap.add_argument("-o", "--output-dir", help="folder for <name>.prototxt + <name>.caffemodel "
@@ -110,6 +127,9 @@ def main(argv=None) -> int:
                     "with --onnx and no -o, no Caffe files)")
     ap.add_argument("--onnx", metavar="OUT.onnx", help="write the model as ONNX to this file")
     ap.add_argument("--name", help="file stem (default: the .pth's)")
+    ap.add_argument("--input-size", nargs=2, type=cli.positive_int, metavar=("H", "W"),
+                    help="write the deploy prototxt for this input size (its input shape "
+                         "and pyramid Interp sizes; default: the training crop)")
     ap.add_argument("--force", action="store_true", help="overwrite existing files")
     args = ap.parse_args(argv)
     caffe = args.output_dir is not None or args.onnx is None
@@ -117,7 +137,8 @@ def main(argv=None) -> int:
 
     def work():
         if caffe:
-            export(args.pth, out, name=args.name, force=args.force)
+            export(args.pth, out, name=args.name, force=args.force,
+                   input_size=tuple(args.input_size) if args.input_size else None)
         if args.onnx is not None:
             export_onnx_file(args.pth, args.onnx, force=args.force)
     return cli.main(work, interrupted="interrupted; nothing half-written (files are written "

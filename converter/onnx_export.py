@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from psp_torch.io import atomic_write
+
 OPSET = 18
 FORMAT = "psp_torch.onnx/1"
 INPUT, OUTPUT = "data", "scores"
@@ -145,8 +147,7 @@ def meta_from_props(props) -> dict:
 
 def export_onnx(model, out, *, example_size: int | None = None, opset: int = OPSET) -> Path:
     """Write the ONNX graph of a PSPNet (eval mode) to `out`, atomically; returns the path."""
-    import onnx
-    from psp_torch.io import atomic_write
+    import onnx  # optional (pip install .[onnx]): only this export needs it
 
     out = Path(out)
     side = example_size or model.config.crop_size

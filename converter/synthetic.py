@@ -14,12 +14,14 @@ import copy
 import numpy as np
 import torch
 
-from caffe_proto import PSPNET, Layer, Net, caffe_pb2
+from caffe_proto import PSPNET, Layer, Net, caffe_pb2, save_caffemodel
+from psp_torch.caffe.deploy import deploy_net
+from psp_torch.caffe.weights import caffe_blobs
+from psp_torch.pspnet import PSPNet
 
 
 def random_pspnet(config, seed: int = 0, meta: dict | None = None):
     """A PSPNet with random weights and random (plausible) BN statistics, in eval mode."""
-    from psp_torch.pspnet import PSPNet
     torch.manual_seed(seed)
     model = PSPNet(config, meta)
     g = torch.Generator().manual_seed(seed + 1)
@@ -45,8 +47,6 @@ def _layer(name, type_, bottom, top, fill=None):
 
 def released_style_net(config, state_dict, model_name: str | None = None) -> Net:
     """The weights net of `config` as the released files look (see module doc)."""
-    from psp_torch.deploy import deploy_net
-    from psp_torch.weights import caffe_blobs
     net = deploy_net(config, model_name, aux=config.aux)
     blobs = caffe_blobs(config, state_dict)
     layers = [_layer("data", "ImageSegData", [], ["data", "label"])]
@@ -80,7 +80,6 @@ def released_style_net(config, state_dict, model_name: str | None = None) -> Net
 
 def write_released_style(config, path, seed: int = 0, model_name: str | None = None):
     """Write a released-style caffemodel of `config` with random weights; returns the model."""
-    from caffe_proto import save_caffemodel
     model = random_pspnet(config, seed)
     save_caffemodel(released_style_net(config, model.state_dict(), model_name), path)
     return model

@@ -9,5 +9,6 @@ from .io import load  # noqa: E402
 from .preprocess import preprocess  # noqa: E402
 from .pspnet import PSPNet, pspnet50_ade20k, pspnet101_cityscapes, pspnet101_voc2012  # noqa: E402
 
-# --- Caffe layers and the generic graph (layers/ / graph) ---
-from .graph import CaffeNet  # noqa: E402
+# --- the Caffe side (psp_torch/caffe/): CaffeNet, names, deploy, weights; it also gives
+# PSPNet its from_caffe classmethod (psp_torch/caffe/from_caffe.py) ---
+from .caffe import CaffeNet  # noqa: E402

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
 from caffe_proto.cli import (EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE,  # noqa: F401
                              Formatter, UsageError, error_line, fraction, main,
                              nonnegative_float, nonnegative_int, parser, positive_float,
                              positive_int)
 
+from .devices import device_problem
+
 
 def device(text: str) -> str:
     """A torch device this machine has (cpu, cuda, cuda:N, mps), checked before any work:
     a typo or a missing GPU is a usage error, not a failure to read the model later."""
-    from .devices import device_problem
     problem = device_problem(text)
     if problem:
         raise argparse.ArgumentTypeError(f"{text!r}{problem}")
@@ -30,5 +33,4 @@ def device(text: str) -> str:
 
 
 def default_device() -> str:
-    import torch
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,27 +1,22 @@
-"""`PSPNetConfig`: every number that shapes a PSPNet, and how to read it off a Caffe net.
+"""`PSPNetConfig`: every number that shapes a PSPNet, and the released configurations.
 
-A config is derived either from a deploy prototxt (layer parameters) or from a
-caffemodel alone (blob shapes, plus the layer parameters Caffe stores with the
-weights). Both are `caffe_proto.Net` objects, so one function serves both:
-`config_from_net`. The released models and the slim oracle nets (every
-``num_output`` divided by 16) are all instances.
+Reading a config off a Caffe net (prototxt or caffemodel) is the Caffe side's:
+`psp_torch.caffe.read_config.config_from_net`. The released models and the slim oracle
+nets (every ``num_output`` divided by 16) are all instances.
+
+Moved to the Caffe side, still importable from here for one release (set by
+`psp_torch.caffe.read_config`, which ``import psp_torch`` loads; this module never
+imports the Caffe side): ``config_from_net``, ``aux_width_of``, ``NotAPSPNet`` (now in
+psp_torch.caffe.read_config) and ``STEM_LAYERS``, ``AUX_LAYER``, ``AUX_CLASSIFIER``
+(now in psp_torch.caffe.structure).
 """
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from .presets import BLOCKS, PRESETS
 
-STEM_LAYERS = ("conv1_1_3x3_s2", "conv1_2_3x3", "conv1_3_3x3")
-AUX_LAYER = "conv4_24"          # the released files' name for the aux 3x3 conv (any depth)
-AUX_CLASSIFIER = "conv6_1"
 DEFAULT_DILATIONS = (1, 1, 2, 4)
-_BLOCK = re.compile(r"^conv([2-5])_(\d+)_1x1_reduce$")
-
-
-class NotAPSPNet(ValueError):
-    """The net is not a PSPNet this project can rebuild (the message says what is missing)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +105,21 @@ class PSPNetConfig:
             raise ValueError(f"unknown PSPNet config fields: {sorted(unknown)}")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
+    def canonical(self) -> "PSPNetConfig":
+        """The same network with the fields it does not use at their defaults: ``ppm_width``
+        without dimension reduction or without a pyramid, ``pool`` and ``reduction`` without
+        a pyramid. Two configs build the same PSPNet (modules, state_dict, forward) when
+        their canonical forms are equal; a config read off a Caffe net is canonical (Caffe
+        has nowhere to keep an unused width)."""
+        defaults = {f: PSPNetConfig.__dataclass_fields__[f].default
+                    for f in ("ppm_width", "pool", "reduction")}
+        changes = {}
+        if not self.bins:
+            changes = defaults
+        elif not self.reduction:
+            changes = {"ppm_width": defaults["ppm_width"]}
+        return PSPNetConfig(**{**asdict(self), **changes})
+
     def with_aux(self, aux_width: int = 256) -> "PSPNetConfig":
         return PSPNetConfig(**{**asdict(self), "aux_width": aux_width})
 
@@ -145,162 +155,3 @@ def is_standard_width(config: PSPNetConfig) -> bool:
     return (config.stem_widths, config.mid_widths, config.out_widths, config.ppm_width,
             config.head_width) == (ref.stem_widths, ref.mid_widths, ref.out_widths,
                                    ref.ppm_width, ref.head_width)
-
-
-# --- reading a config off a Caffe net --------------------------------------------------------
-
-def _out_channels(layer) -> int:
-    """Output channels: the weight blob's first dim, else convolution_param.num_output."""
-    if layer.blobs:
-        return int(layer.blobs[0].shape[0])
-    cp = layer.param.convolution_param
-    if cp.HasField("num_output"):
-        return int(cp.num_output)
-    raise NotAPSPNet(f"layer {layer.name!r} has neither weights nor num_output")
-
-
-def _first(values, default):
-    return int(values[0]) if len(values) else default
-
-
-def _conv_stride(layer) -> int:
-    cp = layer.param.convolution_param
-    return int(cp.stride_h) if cp.HasField("stride_h") else _first(cp.stride, 1)
-
-
-def _conv_dilation(layer, default: int) -> int:
-    cp = layer.param.convolution_param
-    if len(cp.dilation):
-        return int(cp.dilation[0])
-    # The released files' HoleConvolutionData keeps its dilation in a field of the
-    # DeepLab schema that this schema does not carry: use the released value.
-    if layer.type == "HoleConvolutionData":
-        return default
-    return 1
-
-
-def config_from_net(net, *, crop_size: int | None = None) -> PSPNetConfig:
-    """Derive the config from a prototxt or caffemodel `Net` of a PSPNet.
-
-    Raises `NotAPSPNet` naming the missing layer when the net does not follow
-    the release's layer naming.
-    """
-    layers = net.by_name()
-
-    def need(name):
-        if name not in layers:
-            raise NotAPSPNet(f"{net.source}: no layer {name!r} (not a PSPNet of the Caffe release)")
-        return layers[name]
-
-    stem = tuple(_out_channels(need(n)) for n in STEM_LAYERS)
-    counts = {s: 0 for s in (2, 3, 4, 5)}
-    for name in layers:
-        m = _BLOCK.match(name)
-        if m:
-            counts[int(m.group(1))] = max(counts[int(m.group(1))], int(m.group(2)))
-    blocks = tuple(counts[s] for s in (2, 3, 4, 5))
-    if 0 in blocks:
-        raise NotAPSPNet(f"{net.source}: missing residual stage conv{2 + blocks.index(0)}_*")
-    for s, n in zip((2, 3, 4, 5), blocks):
-        for i in range(1, n + 1):
-            for part in ("1x1_reduce", "3x3", "1x1_increase"):
-                need(f"conv{s}_{i}_{part}")
-        need(f"conv{s}_1_1x1_proj")
-    mid = tuple(_out_channels(layers[f"conv{s}_1_1x1_reduce"]) for s in (2, 3, 4, 5))
-    out = tuple(_out_channels(layers[f"conv{s}_1_1x1_increase"]) for s in (2, 3, 4, 5))
-
-    reduce_stride = _conv_stride(layers["conv3_1_1x1_reduce"])
-    conv_stride = _conv_stride(layers["conv3_1_3x3"])
-    if sorted((reduce_stride, conv_stride)) != [1, 2]:
-        raise NotAPSPNet(f"{net.source}: stage-3 stride not found on conv3_1_1x1_reduce "
-                         f"({reduce_stride}) or conv3_1_3x3 ({conv_stride})")
-    dilations = tuple(_conv_dilation(layers[f"conv{s}_1_3x3"], DEFAULT_DILATIONS[s - 2])
-                      for s in (2, 3, 4, 5))
-
-    bins, reduction, pool, ppm_width = _pyramid_of(net, layers)
-    head_width = _out_channels(need("conv5_4"))
-    classes = _out_channels(need("conv6"))
-
-    # bn_param.eps is a float32 field: read it back as the decimal it was written as
-    eps_values = {float(f"{l.param.bn_param.eps:.7g}") if l.param.bn_param.HasField("eps")
-                  else 1e-5 for l in net.layers if l.type in ("BN", "BNData")}
-    if len(eps_values) > 1:
-        raise NotAPSPNet(f"{net.source}: BN layers use different eps values {sorted(eps_values)}")
-    bn_eps = eps_values.pop() if eps_values else 1e-5
-
-    if crop_size is None:
-        shape = net.inputs.get("data", ())
-        if len(shape) == 4 and shape[2] == shape[3] and shape[2] > 0:
-            crop_size = int(shape[2])
-        else:
-            crop_size = released_crop(classes)
-            if crop_size is None:
-                raise NotAPSPNet(f"{net.source}: {classes} classes match no released model, so "
-                                 f"the crop size (which fixes the pooling kernels) is unknown")
-
-    aux_width = 0
-    aux_name = AUX_LAYER if AUX_LAYER in layers else f"conv4_{blocks[2] + 1}"
-    if aux_name in layers and AUX_CLASSIFIER in layers:
-        aux_width = _out_channels(layers[aux_name])
-
-    dropout = PSPNetConfig.__dataclass_fields__["dropout"].default
-    drop = layers.get("conv5_4/dropout")
-    if drop is not None and drop.param.HasField("dropout_param"):
-        dropout = float(f"{drop.param.dropout_param.dropout_ratio:.7g}")
-
-    config = PSPNetConfig(num_classes=classes, blocks=blocks, stem_widths=stem, mid_widths=mid,
-                          out_widths=out, stride_on_reduce=reduce_stride == 2,
-                          dilations=dilations, crop_size=crop_size, ppm_width=ppm_width,
-                          head_width=head_width, aux_width=aux_width, bn_eps=bn_eps,
-                          bins=bins, pool=pool, reduction=reduction, dropout=dropout)
-    _check_pyramid(net, layers, config)
-    return config
-
-
-_PYRAMID = re.compile(r"^conv5_3_pool(\d+)(_conv)?$")
-
-
-def _pyramid_of(net, layers):
-    """(bins, reduction, pool, ppm_width) of the net's pyramid (bins () when it has none)."""
-    found = {}
-    for name in layers:
-        m = _PYRAMID.match(name)
-        if m:
-            found.setdefault(int(m.group(1)), set()).add(bool(m.group(2)))
-    bins = tuple(sorted(found))
-    if not bins:
-        return (), True, "ave", PSPNetConfig.__dataclass_fields__["ppm_width"].default
-    with_conv = {b for b, kinds in found.items() if True in kinds}
-    if with_conv and with_conv != set(bins):
-        missing = sorted(set(bins) - with_conv)
-        raise NotAPSPNet(f"{net.source}: pyramid levels {missing} have no conv5_3_pool*_conv "
-                         f"while the others have one")
-    pool = "ave"
-    layer = layers.get(f"conv5_3_pool{bins[0]}")
-    if layer is not None and layer.param.HasField("pooling_param"):
-        pool = "max" if layer.param.pooling_param.pool == 0 else "ave"   # MAX = 0, AVE = 1
-    if with_conv:
-        return bins, True, pool, _out_channels(layers[f"conv5_3_pool{bins[0]}_conv"])
-    return bins, False, pool, PSPNetConfig.__dataclass_fields__["ppm_width"].default
-
-
-def aux_width_of(net) -> int:
-    """conv4_24's width when `net` carries the aux head (conv4_24 and conv6_1 with weights), else 0."""
-    layers = net.by_name()
-    aux, cls = layers.get(AUX_LAYER), layers.get(AUX_CLASSIFIER)
-    if aux is not None and cls is not None and aux.blobs and cls.blobs:
-        return int(aux.blobs[0].shape[0])
-    return 0
-
-
-def _check_pyramid(net, layers, config):
-    """A prototxt's PPM kernels and Interp sizes must be those the crop size implies."""
-    for b, k in zip(config.bins, config.pool_kernels):
-        pool = layers.get(f"conv5_3_pool{b}")
-        if pool is None or pool.blobs or not pool.param.HasField("pooling_param"):
-            continue
-        pp = pool.param.pooling_param
-        kernel = int(pp.kernel_h) if pp.HasField("kernel_h") else int(pp.kernel_size)
-        if kernel and kernel != k:
-            raise NotAPSPNet(f"{net.source}: conv5_3_pool{b} kernel {kernel}, but crop "
-                             f"{config.crop_size} implies {k}")

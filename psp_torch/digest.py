@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
+import torch
+
 
 def file_sha256(path, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
@@ -16,7 +18,6 @@ def file_sha256(path, chunk: int = 1 << 22) -> str:
 
 def state_sha256(state_dict: dict) -> str:
     """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
-    import torch
     h = hashlib.sha256()
     for name in sorted(state_dict):
         t = state_dict[name].detach().cpu().contiguous()

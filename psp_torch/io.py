@@ -1,9 +1,12 @@
 """The project's .pth format: a plain dict that `torch.load(weights_only=True)` reads.
 
+Above both sides of psp_torch: `load` builds a PSPNet (model side) or a CaffeNet (Caffe
+side, `psp_torch.caffe.graph`) from the file's kind.
+
     {"format": "psp_torch.pth/1",
      "kind": "pspnet" | "caffenet",
      "config": PSPNetConfig.to_dict()           (kind pspnet)
-     "state_dict": {key: tensor}                (kind pspnet: PSPNet keys, see psp_torch.names)
+     "state_dict": {key: tensor}                (kind pspnet: PSPNet keys, see psp_torch.caffe.names)
      "prototxt": deploy prototxt text           (kind caffenet)
      "blobs": {caffe layer name: [tensor, ...]} (kind caffenet: Caffe shapes, Caffe order)
      "meta": {name, dataset, num_classes, ..., source, source_sha256, converter_version}}
@@ -22,7 +25,15 @@ from pathlib import Path
 
 import torch
 
+from caffe_proto import CaffeFormatError, load_prototxt
 from caffe_proto.atomic import atomic_write  # noqa: F401  (re-exported for the converter and eval)
+from caffe_proto.sniff import describe_foreign, is_hdf5, looks_like_caffemodel, looks_like_prototxt
+
+from .caffe.graph import CaffeNet
+from .config import PSPNetConfig
+from .devices import check_device
+from .pspnet import PSPNet
+from .safetensors_file import SUFFIX, decode, encode, is_safetensors
 
 FORMAT = "psp_torch.pth/1"
 
@@ -36,7 +47,6 @@ FORMATS = ("pth", "safetensors")
 
 def format_of(path) -> str:
     """"safetensors" for a path ending in .safetensors, else "pth"."""
-    from .safetensors_file import SUFFIX
     return "safetensors" if str(path).endswith(SUFFIX) else "pth"
 
 
@@ -45,7 +55,6 @@ def save(payload: dict, path, fmt: str | None = None) -> Path:
     (default: from the path's suffix)."""
     fmt = fmt or format_of(path)
     if fmt == "safetensors":
-        from .safetensors_file import encode
         data = encode(payload)
         return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     if fmt != "pth":
@@ -66,8 +75,6 @@ CONVERT_FIRST = "convert it first with pspnet-convert (python converter/convert.
 def not_a_model_file(path) -> str | None:
     """Why `path` is no .pth, told from its first bytes (nothing is unpickled), or None when
     it may be one (a zip archive, as torch.save writes, or an old-style torch pickle)."""
-    from caffe_proto.sniff import describe_foreign, is_hdf5, looks_like_caffemodel, \
-        looks_like_prototxt
     with open(path, "rb") as f:
         head = f.read(4096)
     if not head:
@@ -93,7 +100,6 @@ def not_a_model_file(path) -> str | None:
 
 
 def _parses_as_prototxt(path) -> bool:
-    from caffe_proto import CaffeFormatError, load_prototxt
     if Path(path).stat().st_size > 16 << 20:
         return False
     try:
@@ -118,8 +124,6 @@ def read(path, device="cpu") -> dict:
 
     A file that is neither (a caffemodel, an HDF5 file, a prototxt, an image) is recognised
     from its first bytes and refused with what it is and what to do."""
-    from .devices import check_device
-    from .safetensors_file import decode, is_safetensors
     check_device(device)                     # a missing GPU is no unreadable file
     path = Path(path)
     if is_safetensors(path):
@@ -152,13 +156,9 @@ def load(path, device="cpu"):
     kind = payload.get("kind")
     meta = dict(payload.get("meta") or {})
     if kind == "pspnet":
-        from .config import PSPNetConfig
-        from .pspnet import PSPNet
         model = PSPNet(PSPNetConfig.from_dict(payload["config"]), meta)
         model.load_state_dict(payload["state_dict"], strict=True)
     elif kind == "caffenet":
-        from caffe_proto import load_prototxt
-        from .graph import CaffeNet
         net = load_prototxt(payload["prototxt"])
         for layer in net.layers:
             if layer.name in payload["blobs"]:

@@ -6,15 +6,17 @@ Only plain Python values, so the dict survives ``torch.load(weights_only=True)``
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from . import classes
+from .config import is_standard_width, match_preset
+from .digest import file_sha256
 from .presets import CHANNEL_ORDER, MEAN_RGB, PRESETS
 
 
 def _classes(dataset: str, num_classes: int):
     """(class names, palette) of a dataset from `psp_torch.classes`, None where unknown."""
-    try:
-        from . import classes
-    except ImportError:           # the class tables are another module's business
-        return None, None
     names = classes.CLASS_NAMES.get(dataset) if hasattr(classes, "CLASS_NAMES") else None
     palette = classes.PALETTES.get(dataset) if hasattr(classes, "PALETTES") else None
     if names is not None and len(names) != num_classes:
@@ -59,7 +61,6 @@ def generic_meta(name: str, num_classes: int | None = None, crop_size: int | Non
 def config_meta(config) -> dict:
     """Metadata of a PSPNet configuration: its released preset's (``<name>_custom_width`` when
     only the widths differ), else generic."""
-    from .config import is_standard_width, match_preset
     preset = match_preset(config)
     if preset is not None:
         meta = preset_meta(preset.name)
@@ -72,10 +73,6 @@ def config_meta(config) -> dict:
 
 def source_meta(weights) -> dict:
     """source (file name) and source_sha256 of a weights file given by path; {} otherwise."""
-    import os
-    from pathlib import Path
-
-    from .digest import file_sha256
     if not isinstance(weights, (str, os.PathLike)):
         return {}
     return {"source": Path(weights).name, "source_sha256": file_sha256(weights)}

@@ -1,6 +1,6 @@
 """`PSPNet`: the clean, fine-tunable model with the Caffe release's exact arithmetic.
 
-Structure (names as in the deploy prototxts, state_dict keys in `psp_torch.names`):
+Structure (names as in the deploy prototxts, state_dict keys in `psp_torch.caffe.names`):
 
 * stem: conv1_1_3x3_s2 (s2) -> conv1_2_3x3 -> conv1_3_3x3, each + BN + ReLU, then
   pool1_3x3_s2: MAX 3x3 s2 p1 with Caffe's ceil output size (473 -> 237 -> 119).
@@ -44,9 +44,11 @@ import torch
 from torch import nn
 
 from .batchnorm2d import BatchNorm2d
-from .config import PSPNetConfig, aux_width_of, config_from_net, preset_config
+from .config import PSPNetConfig, preset_config
+from .fuse import fuse as fused_copy
 from .layers.interp import interp
 from .layers.pooling import pool2d
+from .metadata import preset_meta
 
 
 def _conv(cin, cout, k, stride=1, dilation=1, bias=False):
@@ -270,41 +272,13 @@ class PSPNet(nn.Module):
         Not bit-identical to the faithful fp32 forward (one rounding instead of two):
         never applied implicitly; bench/bench_forward.py prints its deviation.
         """
-        from .fuse import fuse
+        return fused_copy(self)
 
-        return fuse(self)
-
-    # -- construction ----------------------------------------------------------------------
-    @classmethod
-    def from_caffe(cls, prototxt, weights=None, meta: dict | None = None) -> "PSPNet":
-        """Config from a deploy prototxt (path or text); weights (caffemodel/.h5/Net) by layer
-        name. In eval mode, with the same ``meta`` as `psp_torch.load` gives a converted file
-        (the release's metadata where the config matches one; source and its sha256 when the
-        weights are a file), unless `meta` is given."""
-        from caffe_proto import load_prototxt
-
-        from .metadata import config_meta, source_meta
-
-        net = load_prototxt(prototxt)
-        config = config_from_net(net)
-        if meta is None:
-            meta = {**config_meta(config), **source_meta(weights), "config_from": "prototxt"}
-        if weights is not None:
-            from .weights import weights_net
-            wnet = weights_net(weights)
-            aux = aux_width_of(wnet)
-            if aux and not config.aux:
-                config = config.with_aux(aux)
-            model = cls(config, meta)
-            from .weights import load_caffe_weights
-            load_caffe_weights(model, wnet)
-        else:
-            model = cls(config, meta)
-        return model.eval()
+    # PSPNet.from_caffe(prototxt, weights=None, meta=None) is attached by the Caffe side
+    # (psp_torch/caffe/from_caffe.py): this module never imports it.
 
 
 def _factory(name: str, aux: bool) -> PSPNet:
-    from .metadata import preset_meta
     return PSPNet(preset_config(name, aux=aux), preset_meta(name))
 
 

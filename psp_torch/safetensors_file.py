@@ -20,6 +20,9 @@ import json
 import struct
 from pathlib import Path
 
+from safetensors import safe_open
+from safetensors.torch import save
+
 FORMAT = "psp_torch.safetensors/1"
 SUFFIX = ".safetensors"
 
@@ -39,8 +42,6 @@ def is_safetensors(path) -> bool:
 
 def encode(payload: dict) -> bytes:
     """The safetensors bytes of a payload dict (see `psp_torch.io`)."""
-    from safetensors.torch import save
-
     kind = payload.get("kind")
     header = {"format": FORMAT, "kind": str(kind),
               "meta": json.dumps(payload.get("meta") or {})}
@@ -58,8 +59,6 @@ def encode(payload: dict) -> bytes:
 
 def decode(path, device="cpu") -> dict:
     """The payload dict of a safetensors model file (ValueError naming the file if not one)."""
-    from safetensors import safe_open
-
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as f:

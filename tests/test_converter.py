@@ -10,12 +10,13 @@ import torch
 
 import oracle
 import psp_torch
-from caffe_proto import CaffeFormatError, load_prototxt
+from caffe_proto import CaffeFormatError, load_caffemodel, load_prototxt
 from conftest import DATA, ROOT
 from pspnet_caffe.converter import convert as convert_mod
 from pspnet_caffe.converter.convert import ConvertError, convert, default_output, main
 from pspnet_caffe.converter.synthetic import write_released_style
-from psp_torch.config import config_from_net
+from psp_torch.caffe.read_config import config_from_net
+from psp_torch.caffe.weights import WeightMismatch, state_dict_from_caffe
 
 NETS = {c.name: c for c in oracle.cases("nets")}
 LAYERS = oracle.cases("layers")
@@ -219,8 +220,6 @@ def test_caffe_format_error_is_a_value_error():
 
 
 def test_legacy_blob_shapes_fit_and_wrong_ones_name_both_shapes():
-    from caffe_proto import load_caffemodel
-    from psp_torch.weights import WeightMismatch, state_dict_from_caffe
     case = NETS["nets/pspnet50_ade20k_slim"]
     config = config_from_net(load_prototxt(case.prototxt))
     wnet = load_caffemodel(case.caffemodel)

@@ -11,8 +11,9 @@ from conftest import DATA
 from pspnet_caffe.converter.convert import convert
 from pspnet_caffe.converter.export import ExportError, export, main
 from pspnet_caffe.converter.synthetic import write_released_style
-from psp_torch.config import config_from_net, preset_config
-from psp_torch.deploy import deploy_net
+from psp_torch.caffe.deploy import deploy_net
+from psp_torch.caffe.read_config import config_from_net
+from psp_torch.config import preset_config
 
 NETS = {c.name: c for c in oracle.cases("nets")}
 RELEASED = {"pspnet50_ade20k": "pspnet50_ADE20K_473.prototxt",
@@ -113,3 +114,21 @@ def test_export_refuses_a_foreign_pth(tmp_path):
         export(bad, tmp_path / "out", log=_quiet)
     assert not (tmp_path / "out").exists()
     assert issubclass(ExportError, ValueError)
+
+
+def test_input_size_writes_the_deploy_net_for_that_input(tmp_path, capsys):
+    pth = convert(NETS["nets/pspnet101_voc_slim"].caffemodel, out=tmp_path / "m.pth",
+                  log=_quiet)
+    out = tmp_path / "out"
+    assert main([str(pth), "-o", str(out), "--input-size", "57", "81"]) == 0
+    net = load_prototxt(out / "m.prototxt")
+    assert net.inputs["data"] == (1, 3, 57, 81)
+    sizes = {(l.param.interp_param.height, l.param.interp_param.width)
+             for l in net.layers if l.name.startswith("conv5_3_pool") and l.type == "Interp"}
+    assert sizes == {(8, 11)}                      # the stage-5 size of a 57 x 81 input
+    assert net.layer("conv6_interp").param.interp_param.zoom_factor == 8
+    case = next(c for c in oracle.cases("layers") if c.name == "layers/conv_group_stride_bias")
+    generic = convert(case.caffemodel, case.prototxt, out=tmp_path / "g.pth", log=_quiet)
+    assert main([str(generic), "-o", str(tmp_path / "g"), "--input-size", "9", "9"]) == 1
+    assert "--input-size is for PSPNets" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()

@@ -48,6 +48,11 @@ def test_install_exposes_only_names_of_its_own(tmp_path):
         assert (lib / "pspnet_caffe" / sub / module).is_file(), (sub, module)
     assert (lib / "pspnet_caffe" / "train").is_dir()
     assert (lib / "caffe_proto" / "caffe.proto").is_file()
+    # every package of the checkout is installed (pyproject.toml lists them one by one)
+    for package in ("psp_torch", "caffe_proto"):
+        for init in sorted((ROOT / package).rglob("__init__.py")):
+            rel = init.relative_to(ROOT)
+            assert (lib / rel).is_file(), f"{rel.parent} missing from pyproject.toml's packages"
 
 
 def test_console_scripts_resolve():
