@@ -48,10 +48,13 @@ def _as_is(item):
 
 def images(items, dataset: str, settings: Settings, *, workers: int = 0,
            done=frozenset()) -> torch.utils.data.DataLoader:
-    """(index, image, scaled images, (label, instances) or None) per sample, in order."""
+    """(index, image, scaled images, (label, instances) or None) per sample, in order.
+    Its own generator: starting it draws a seed, and torch's global RNG (a training run's
+    dropout draws) must not move when a run validates."""
     return torch.utils.data.DataLoader(
         Images(items, dataset, settings, done), batch_size=None, shuffle=False,
-        collate_fn=_as_is, num_workers=workers, prefetch_factor=2 if workers else None)
+        collate_fn=_as_is, num_workers=workers, prefetch_factor=2 if workers else None,
+        generator=torch.Generator())
 
 
 def check_label_size(sample, image: np.ndarray, label: np.ndarray | None) -> None:

@@ -45,13 +45,28 @@ class BatchNorm2d(nn.BatchNorm2d):
             y = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         else:   # one value per channel (a 1x1 pyramid level, batch 1): Caffe gives var 0
             y = batch_norm_reference(x, self.weight, self.bias, self.eps)
-        with torch.no_grad():
-            var, mean = torch.var_mean(x.detach().float(), dim=(0, 2, 3), unbiased=False)
-            caffe_moving_average(self, mean, var)
+        mean, var = batch_statistics(x)
+        caffe_moving_average(self, mean, var)
         return y
 
     def extra_repr(self):
         return super().extra_repr() + (", frozen" if self.frozen else "")
+
+
+def statistics_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The arithmetic of the batch statistics: at least float32 (a half-precision activation
+    under autocast), never lower than the input (float64 stays float64)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+@torch.no_grad()
+def batch_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, biased variance) per channel over N, H, W, in `statistics_dtype`: two-pass
+    (``torch.var_mean``: the variance is the mean of ``(x - mean)^2``, not ``E[x^2] - mean^2``,
+    which cancels where the mean dwarfs the spread)."""
+    var, mean = torch.var_mean(x.detach().to(statistics_dtype(x.dtype)), dim=(0, 2, 3),
+                               unbiased=False)
+    return mean, var
 
 
 def batch_norm_reference(x, weight, bias, eps):

@@ -256,3 +256,23 @@ def test_benchmark_dataset_with_validation_and_best(slim, tmp_path, capsys):
     model = psp_torch.load(out / "model.pth")
     assert model.meta["dataset"] == "ade20k" and len(model.meta["class_names"]) == 150
     assert model.meta["base_size"] == 512 and best.meta["iteration"] in (1, 2)
+    # validation is eval's scoring: eval/run.py on model.pth gives the last val point's mIoU
+    ev = tmp_path / "ev"
+    assert eval_run.main(["--weights", str(out / "model.pth"), "--dataset", "ade20k",
+                          "--data-root", str(tmp_path), "--out", str(ev), "--workers", "0"]) == 0
+    res = json.loads((ev / "results.json").read_text())
+    assert ckpt["val"][-1][0] == 2 and res["miou"] == ckpt["val"][-1][1]
+
+
+def test_validation_leaves_the_training_as_it_is(custom, slim, tmp_path):
+    """The validation options are kept out of the resume identity because they cannot change
+    the numbers: a run validating after every iteration (dropout on, so torch's RNG matters)
+    ends with the weights of one that never validates."""
+    plain, validated = tmp_path / "plain", tmp_path / "val"
+    assert _train(_args(custom, slim, plain, "--iters", "2", "--augment", "none")) == 0
+    assert _train(_args(custom, slim, validated, "--iters", "2", "--augment", "none",
+                        "--val-list", custom / "train.txt", "--val-every", "1")) == 0
+    a, b = _state(plain / "model.pth"), _state(validated / "model.pth")
+    diff = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not diff, f"{len(diff)} tensors differ after validating, e.g. {diff[:3]}"
+    assert len(torch.load(validated / "checkpoint.pth", weights_only=True)["val"]) == 2

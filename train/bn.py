@@ -14,7 +14,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from psp_torch.batchnorm2d import BatchNorm2d, caffe_moving_average
+from psp_torch.batchnorm2d import BatchNorm2d, batch_statistics, caffe_moving_average
 
 MIN_IMAGES_PER_BN_BATCH = 8
 
@@ -43,6 +43,37 @@ def bn_warning(images_per_bn_batch: int, frozen: bool) -> str | None:
             f"(the authors' advice for small batches) or a larger batch / sync BN")
 
 
+def merge_statistics(counts: torch.Tensor, means: torch.Tensor, variances: torch.Tensor):
+    """(mean, biased variance) of the union of K parts from each part's (count, mean, biased
+    variance): counts (K,), means and variances (K, C). Chan et al.'s parallel combination,
+    ``var = sum n_k (var_k + (mean_k - mean)^2) / sum n_k``: every term is a non-negative
+    spread, nothing of the size of the mean squared cancels."""
+    n = counts[:, None]
+    total = counts.sum()
+    mean = (n * means).sum(0) / total
+    var = (n * (variances + (means - mean) ** 2)).sum(0) / total
+    return mean, var
+
+
+@torch.no_grad()
+def global_statistics(x: torch.Tensor, group=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, biased variance) per channel of the batch of every process of `group` (this
+    process's alone without a process group): each process's two-pass statistics
+    (`batch_statistics`, at least float32, float64 for a float64 model), gathered and merged
+    (`merge_statistics`)."""
+    mean, var = batch_statistics(x)
+    if not (dist.is_available() and dist.is_initialized()):
+        return mean, var
+    c = mean.numel()
+    count = torch.full((1,), float(x.numel() // x.shape[1]), dtype=mean.dtype,
+                       device=mean.device)
+    local = torch.cat([count, mean, var])
+    parts = [torch.empty_like(local) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(parts, local, group=group)
+    p = torch.stack(parts)
+    return merge_statistics(p[:, 0], p[:, 1:1 + c], p[:, 1 + c:])
+
+
 class SyncBatchNorm2d(nn.SyncBatchNorm):
     """`nn.SyncBatchNorm` normalising like torch (global batch statistics) but keeping the
     fork's moving average of the global biased variance, and honouring ``frozen``."""
@@ -55,16 +86,7 @@ class SyncBatchNorm2d(nn.SyncBatchNorm):
         if not self.training or self.frozen:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 False, 0.0, self.eps)
-        with torch.no_grad():
-            xd = x.detach().float()
-            n = torch.tensor(float(xd.numel() // xd.shape[1]), device=x.device)
-            s = torch.cat([xd.sum(dim=(0, 2, 3)), (xd * xd).sum(dim=(0, 2, 3)), n[None]])
-            if dist.is_available() and dist.is_initialized():
-                dist.all_reduce(s, group=self.process_group)
-            c = self.num_features
-            count = s[-1]
-            mean = s[:c] / count
-            var = (s[c:2 * c] / count - mean * mean).clamp(min=0)
+        mean, var = global_statistics(x, self.process_group)
         momentum, self.momentum = self.momentum, 0.0      # torch must not touch the stats
         try:
             y = super().forward(x)
@@ -126,19 +148,21 @@ class AllReduceBatchNorm2d(BatchNorm2d):
 
 
 def sync_bn(model: nn.Module, process_group=None) -> nn.Module:
-    """Replace every BatchNorm2d of `model` by a global-batch BN (same tensors, same frozen):
-    `SyncBatchNorm2d` on CUDA, `AllReduceBatchNorm2d` elsewhere (move the model first)."""
+    """Replace every BatchNorm2d of `model` by a global-batch BN (same tensors, dtype and
+    device, same frozen): `SyncBatchNorm2d` on CUDA, `AllReduceBatchNorm2d` elsewhere (move
+    the model first)."""
     for name, child in list(model.named_children()):
         if isinstance(child, nn.BatchNorm2d) and not isinstance(
                 child, (nn.SyncBatchNorm, AllReduceBatchNorm2d)):
             kind = SyncBatchNorm2d if child.weight.device.type == "cuda" else AllReduceBatchNorm2d
             new = kind(child.num_features, eps=child.eps, momentum=child.momentum,
-                       process_group=process_group)
+                       affine=child.affine, track_running_stats=child.track_running_stats,
+                       process_group=process_group, device=child.weight.device,
+                       dtype=child.weight.dtype)
             new.load_state_dict(child.state_dict())
             new.weight.requires_grad_(child.weight.requires_grad)
             new.bias.requires_grad_(child.bias.requires_grad)
             new.frozen = getattr(child, "frozen", False)
-            new.to(child.weight.device)
             setattr(model, name, new)
         else:
             sync_bn(child, process_group)
@@ -146,4 +170,4 @@ def sync_bn(model: nn.Module, process_group=None) -> nn.Module:
 
 
 __all__ = ["BatchNorm2d", "SyncBatchNorm2d", "AllReduceBatchNorm2d", "freeze_bn", "sync_bn", "bn_warning",
-           "MIN_IMAGES_PER_BN_BATCH"]
+           "MIN_IMAGES_PER_BN_BATCH", "global_statistics", "merge_statistics"]

@@ -26,7 +26,9 @@ def head_loss(scores: torch.Tensor, labels: torch.Tensor, ignore_label: int = 25
     if scores.shape[-2:] != labels.shape[-2:]:
         raise ValueError(f"scores {tuple(scores.shape[-2:])} and labels "
                          f"{tuple(labels.shape[-2:])} differ in size")
-    total = F.cross_entropy(scores.float(), labels, ignore_index=ignore_label, reduction="sum")
+    # at least float32 (half-precision scores under autocast), never lower (float64 stays)
+    scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
+    total = F.cross_entropy(scores, labels, ignore_index=ignore_label, reduction="sum")
     return total, (labels != ignore_label).sum()
 
 

@@ -11,6 +11,9 @@ the newest readable one, and so does a torchrun --max-restarts relaunch), OUT/mo
 (psp_torch.load / eval/run.py --weights / converter/export.py take it),
 OUT/best.pth (with --val-every), OUT/log.jsonl (one line per iteration), OUT/curves.png.
 See train/README.md.
+
+This module is the command line only: the settings are `train/config.py`'s TrainConfig
+(defaults resolved there, once), the run is `train/trainer.py`'s.
 """
 from __future__ import annotations
 
