@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.distributed.constants import default_pg_timeout
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,6 @@ def elastic_store(rank: int, world: int) -> dict:
     the environment itself)."""
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return {}
-    from torch.distributed.constants import default_pg_timeout
     store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
                           is_master=False, timeout=default_pg_timeout)
     launch = os.environ.get("TORCHELASTIC_RESTART_COUNT") or "0"
