@@ -405,17 +405,19 @@ def _tmpfs_allowed(where: Path) -> bool:
 
 
 def test_full_disk_keeps_the_last_good_checkpoint(setup, reference, tmp_path):
-    """A real full file system: a tmpfs of 2.6 MB (in a private mount namespace, `unshare -rm`:
-    no root needed where user namespaces are allowed) holds the checkpoint of iteration 2
-    (1.8 MB) but not a second one beside it: the write at 4 fails with ENOSPC. One line names
-    the file and the checkpoint of 2, which loads and resumes to the uninterrupted weights."""
+    """A real full file system: a tmpfs (in a private mount namespace, `unshare -rm`: no root
+    needed where user namespaces are allowed) of 1.5 checkpoints (2.6 MB here) holds the
+    checkpoint of iteration 2 but not a second one beside it: the write at 4 fails with ENOSPC.
+    One line names the file and the checkpoint of 2, which loads and resumes to the
+    uninterrupted weights."""
     mnt = tmp_path / "mnt"
     if not _tmpfs_allowed(mnt):
         pytest.skip("no tmpfs mount here (user namespaces refused): "
                     "test_failed_write_leaves_both_checkpoints injects ENOSPC instead")
     kept = tmp_path / "kept"
     cmd = [sys.executable, str(RUN), *_args(setup, mnt / "run")]
-    script = (f"mount -t tmpfs -o size=2600k tmpfs {shlex.quote(str(mnt))} || exit 97; "
+    size_k = (reference / "checkpoint.pth").stat().st_size * 3 // 2 // 1024 + 100
+    script = (f"mount -t tmpfs -o size={size_k}k tmpfs {shlex.quote(str(mnt))} || exit 97; "
               f"{shlex.join(cmd)}; rc=$?; cp -a {shlex.quote(str(mnt / 'run'))} "
               f"{shlex.quote(str(kept))}; exit $rc")
     r = _child(["unshare", "-rm", "sh", "-c", script])
