@@ -34,8 +34,8 @@ from pspnet_caffe.eval.outputs import Writer
 from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, predict,
                                         scaled_images, segment, segment_counted)
 from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
-from psp_torch import cli
-from psp_torch.classes import CLASS_NAMES
+from psp_torch import cli, datasets
+from psp_torch.datasets import listfile
 from psp_torch.digest import file_sha256, state_sha256
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
 
@@ -135,14 +135,9 @@ def custom_names(args, meta: dict) -> list[str]:
     """Class names of one's own dataset: --class-names, else the model's, else 'class k'."""
     n = args.num_classes
     if args.class_names:
-        names = [ln.strip() for ln in Path(args.class_names).read_text().splitlines()
-                 if ln.strip()]
-        if len(names) != n:
-            raise ValueError(f"{args.class_names}: {len(names)} class names, --num-classes is "
-                             f"{n}")
-        return names
+        return listfile.read_class_names(args.class_names, n)
     names = meta.get("class_names")
-    return list(names) if names and len(names) == n else [f"class {k}" for k in range(n)]
+    return list(names) if names and len(names) == n else listfile.default_class_names(n)
 
 
 def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
@@ -154,7 +149,7 @@ def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
             raise ValueError(f"{args.weights or args.model}: the model has {num_classes} "
                              f"classes, --num-classes is {args.num_classes}")
         args.names = custom_names(args, meta)
-        defaults = {"crop_size": 473, "base_size": 512}
+        defaults = datasets.get(ds.CUSTOM).eval
     else:
         dataset = args.dataset or meta.get("dataset")
         if dataset not in ds.DATASETS:
@@ -165,18 +160,19 @@ def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
         if args.dataset and meta.get("dataset") not in (None, args.dataset):
             print(f"warning: model meta says dataset {meta['dataset']!r}, evaluating on "
                   f"{dataset!r}", file=sys.stderr)
-        if num_classes != len(CLASS_NAMES[dataset]):
+        facts = datasets.get(dataset)
+        if num_classes != facts.num_classes:
             raise ValueError(f"{args.weights or args.model}: the model has {num_classes} "
-                             f"classes, {dataset} has {len(CLASS_NAMES[dataset])}")
-        args.names = list(CLASS_NAMES[dataset])
-        defaults = {"crop_size": preset.crop_size, "base_size": preset.base_size}
-    scales = MS_SCALES if args.ms else args.scales or (1.0,)
+                             f"classes, {dataset} has {facts.num_classes}")
+        args.names = list(facts.classes)
+        defaults = facts.eval
+    scales = defaults.ms_scales if args.ms else args.scales or (1.0,)
     settings = Settings(
         num_classes=num_classes,
         crop_size=args.crop_size if args.crop_size is not None
-        else meta.get("crop_size", defaults["crop_size"]),
+        else meta.get("crop_size", defaults.crop_size),
         base_size=args.base_size if args.base_size is not None
-        else meta.get("base_size", defaults["base_size"]),
+        else meta.get("base_size", defaults.base_size),
         mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
         scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
         device=args.device, precision=args.precision, softmax=args.softmax)
@@ -198,7 +194,7 @@ def reference_for(dataset: str, split: str, settings: Settings, preset, full: st
         return None, "settings differ from the authors' (crop/base/mean/flip/resize/precision)"
     if settings.scales == (1.0,):
         ref = preset.published_ss
-    elif settings.scales == tuple(MS_SCALES):
+    elif settings.scales == tuple(datasets.get(dataset).eval.ms_scales):
         ref = preset.published_ms
     else:
         return None, "scales other than single scale or the authors' multi-scale set"
@@ -371,7 +367,8 @@ def _barrier(world: int) -> None:
 
 
 def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
-    split = args.split or (preset.split if preset else "val")
+    facts = datasets.get(dataset)
+    split = args.split or (facts if preset else datasets.get(ds.CUSTOM)).eval.split
     out = Path(args.out or f"eval_out/{dataset}_{split}")
     items = ds.samples(dataset, args.data_root, split, args.list)
     reason = None
@@ -394,14 +391,14 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
     if args.limit is not None:
         items = items[:args.limit]
         reason = reason or "--limit"
-    expected = ds.SPLIT_SIZES.get((dataset, split))
+    expected = facts.split(split).images
     if reason is None and expected is not None and len(items) != expected:
         reason = f"{len(items)} images, the full {split} split has {expected}"
     has_labels = all(s.label is not None for s in items) and bool(items)
     if not has_labels:
-        reason = ("no ground truth: VOC test is scored by the official server; submit "
-                  f"{out / 'results'}" if dataset == "voc" and split == "test"
-                  else "no ground truth")
+        submission = facts.split(split).submission
+        reason = (f"no ground truth: {facts.title} {split} is scored by the official server; "
+                  f"submit {out / submission}" if submission else "no ground truth")
     reference, reason = reference_for(dataset, split, settings, preset, reason)
 
     writer = Writer(out, dataset, split)
@@ -423,7 +420,7 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
     resumed = 0
     net = NetworkClock(model, settings.device)
     computed_seconds = 0.0        # wall time of the images computed here (not the resumed ones)
-    scheme = ds.CITYSCAPES_SCHEME if dataset == "cityscapes" else None
+    scheme = facts.instances
     for i, img, scaled, gt in loader:
         s = shard[i]
         if img is None:  # finished earlier: rebuild from the saved label PNG

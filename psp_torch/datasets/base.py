@@ -122,8 +122,9 @@ class TrainRecipe:
 class InstanceScheme:
     """How a dataset groups classes into categories and weights instances (Cityscapes).
     ``name`` names the official evaluation whose scores it reproduces (the results.json
-    section holding them)."""
+    section holding them); ``files`` what its instance maps are called (for messages)."""
     name: str
+    files: str
     categories: tuple            # ((name, (class ids...)), ...) in report order
     avg_size: dict               # class id -> average instance size in pixels (classes with
                                  # instances; the others have no iIoU)

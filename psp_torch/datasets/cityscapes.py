@@ -44,22 +44,23 @@ INVERSE = np.zeros(256, np.uint8)       # trainId -> labelId
 INVERSE[list(TRAIN_IDS.values())] = list(TRAIN_IDS.keys())
 INVERSE.setflags(write=False)
 
+IMAGE_SUFFIX = "_leftImg8bit.png"
+TRAIN_ID_SUFFIX = "_gtFine_labelTrainIds.png"
+LABEL_ID_SUFFIX = "_gtFine_labelIds.png"
+INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
+
 # The benchmark's categories (labels.py, void left out: it has no evaluated class) and the
 # average instance size per class (evalPixelLevelSemanticLabeling.py, args.avgClassSize;
 # caravan and trailer are ignored in evaluation), in trainIds.
 SCHEME = InstanceScheme(
     name=NAME,
+    files=INSTANCE_SUFFIX[1:-len(".png")],
     categories=(("flat", (0, 1)), ("construction", (2, 3, 4)), ("object", (5, 6, 7)),
                 ("nature", (8, 9)), ("sky", (10,)), ("human", (11, 12)),
                 ("vehicle", (13, 14, 15, 16, 17, 18))),
     avg_size={11: 3462.4756337644, 12: 3930.4788056518, 13: 12794.0202738185,
               14: 27855.1264367816, 15: 35732.1511111111, 16: 67583.7075812274,
               17: 6298.7200839748, 18: 4672.3249222261})
-
-IMAGE_SUFFIX = "_leftImg8bit.png"
-TRAIN_ID_SUFFIX = "_gtFine_labelTrainIds.png"
-LABEL_ID_SUFFIX = "_gtFine_labelIds.png"
-INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 
 
 class Cityscapes(Dataset):
