@@ -175,27 +175,32 @@ def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
         else meta.get("base_size", defaults.base_size),
         mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
         scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
-        device=args.device, precision=args.precision, softmax=args.softmax)
+        device=args.device, precision=args.precision, softmax=args.softmax,
+        stride_rate=defaults.stride_rate)
     return dataset, settings, preset
 
 
 def reference_for(dataset: str, split: str, settings: Settings, preset, full: str | None):
-    """(published numbers or None, None if they apply else the reason they do not)."""
+    """(published numbers or None, None if they apply else the reason they do not): the
+    dataset's evaluation defaults (psp_torch.datasets) and the released model's mean."""
     if full:
         return None, full
     if preset is None:
         return None, "one's own dataset (--num-classes)"
-    if split != preset.split:
-        return None, f"published numbers are on {preset.split}, not {split}"
-    default = (settings.crop_size == preset.crop_size and settings.base_size == preset.base_size
+    authors = datasets.get(dataset).eval
+    if split != authors.split:
+        return None, f"published numbers are on {authors.split}, not {split}"
+    default = (settings.crop_size == authors.crop_size and settings.base_size == authors.base_size
                and tuple(settings.mean_rgb) == tuple(preset.mean_rgb) and settings.flip
-               and settings.resize == "matlab" and settings.precision == "fp32")
+               and settings.resize == "matlab" and settings.precision == "fp32"
+               and settings.stride_rate == authors.stride_rate)
     if not default:
-        return None, "settings differ from the authors' (crop/base/mean/flip/resize/precision)"
+        return None, ("settings differ from the authors' (crop/base/mean/flip/resize/precision/"
+                      "stride)")
     if settings.scales == (1.0,):
-        ref = preset.published_ss
-    elif settings.scales == tuple(datasets.get(dataset).eval.ms_scales):
-        ref = preset.published_ms
+        ref = authors.published_ss
+    elif settings.scales == tuple(authors.ms_scales):
+        ref = authors.published_ms
     else:
         return None, "scales other than single scale or the authors' multi-scale set"
     if ref is None:
@@ -475,7 +480,8 @@ def run_dataset(args, model, dataset, settings, preset, rank, world) -> int:
             "settings": {"scales": list(settings.scales), "flip": settings.flip,
                          "resize": settings.resize, "crop_size": settings.crop_size,
                          "base_size": settings.base_size, "mean_rgb": list(settings.mean_rgb),
-                         "precision": settings.precision, "softmax": settings.softmax},
+                         "precision": settings.precision, "softmax": settings.softmax,
+                         "stride_rate": settings.stride_rate},
             "softmax": softmax_info}
     res = build_results(total, args.names, info, reference, reason)
     write_results(out, res)

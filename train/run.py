@@ -173,7 +173,7 @@ def resolve(args) -> dict:
     for k in ("iters", "batch_size", "lr", "aux_weight", "dropout", "momentum", "weight_decay"):
         if getattr(args, k) is None:
             setattr(args, k, facts[k])
-    args.rotate, args.blur = facts["rotate"], facts["blur"]
+    args.rotate, args.blur, args.train_recipe = facts["rotate"], facts["blur"], facts["recipe"]
     args.crop_default = facts["crop_size"]
     return facts
 
@@ -227,21 +227,13 @@ def build_model(args, log):
 
 
 def model_meta(args, model) -> dict:
-    from psp_torch.classes import CLASS_NAMES, PALETTES, voc_colormap
     meta = dict(model.meta)
-    dataset = args.dataset if args.dataset and args.num_classes == BY_DATASET[
-        args.dataset].num_classes else None
-    if dataset:
-        names, palette = list(CLASS_NAMES[dataset]), PALETTES[dataset].tolist()
-        base = BY_DATASET[dataset].base_size
-    else:
-        names = D.read_class_names(args.class_names, args.num_classes) if args.class_names \
-            else [f"class {k}" for k in range(args.num_classes)]
-        palette, base = voc_colormap(256)[:args.num_classes].tolist(), 512
-    meta.update(name=f"pspnet{model.config.depth}_{dataset or 'custom'}", dataset=dataset,
-                num_classes=args.num_classes, class_names=names, palette=palette,
-                crop_size=model.config.crop_size,
-                base_size=base if dataset else (meta.get("base_size") or base),
+    c = D.class_facts(args.dataset, args.num_classes, args.class_names)
+    dataset = c["dataset"]
+    meta.update(name=f"pspnet{model.config.depth}_{dataset or ds.CUSTOM}", dataset=dataset,
+                num_classes=args.num_classes, class_names=c["class_names"],
+                palette=c["palette"], crop_size=model.config.crop_size,
+                base_size=c["base_size"] if dataset else (meta.get("base_size") or c["base_size"]),
                 mean_rgb=list(MEAN_RGB), channel_order="BGR")
     return meta
 
@@ -447,7 +439,8 @@ class Run:
         if self.iteration >= stop_at:
             self.say(f"nothing to do: {self.iteration} iterations done")
             return self.finish(stop_at)
-        aug = A.recipe(args.augment, args.crop_size, rotate=args.rotate, blur=args.blur)
+        aug = A.recipe(args.augment, args.crop_size, rotate=args.rotate, blur=args.blur,
+                       train=args.train_recipe)
         trainset = D.TrainSet(self.items, self.convention, args.num_classes, aug, seed=args.seed,
                               batch_size=args.batch_size, start=self.iteration, stop=stop_at,
                               rank=d.rank, world=d.world)

@@ -7,8 +7,8 @@ list-file datasets (listfile), each declaring all of its facts in a `Dataset` (b
 
 Adding a dataset is adding a module with a ``DATASET`` here (registry.py finds it).
 """
-from .base import (IGNORE, INSTANCE_KEY, MS_SCALES, STRIDE_RATE, Dataset, DatasetError,  # noqa: F401
-                   EvalDefaults, InstanceScheme, Published, Sample, Split, TrainRecipe,
-                   voc_colormap)
+from .base import (IGNORE, INSTANCE_KEY, MS_SCALES, STRIDE_RATE,  # noqa: F401
+                   Dataset, DatasetError, EvalDefaults, InstanceScheme, Published, Sample,
+                   Split, TrainRecipe, voc_colormap)
 from .files import missing_files, read_image, read_png_values  # noqa: F401
 from .registry import discover, get, names, registry  # noqa: F401

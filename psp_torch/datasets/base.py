@@ -30,7 +30,6 @@ Reading files (`read_image`, `read_png_values`) lives in `psp_torch.datasets.fil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Mapping
 
@@ -42,7 +41,8 @@ INSTANCE_KEY = 1000     # instance maps: class * 1000 + instance number, -1 = no
 # The authors' evaluation protocol (evaluation/eval_all.m, scale_process.m): the same for
 # every benchmark they published; a dataset module may declare others.
 MS_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
-STRIDE_RATE = Fraction(2, 3)        # sliding-window stride = ceil(crop * 2/3)
+STRIDE_RATE = 2 / 3                 # sliding-window stride = ceil(crop * 2/3) (MATLAB's
+                                    # double arithmetic; exact for every crop below 10^5)
 
 # The paper's augmentation (section 5.1; ranges and kernel as in the authors' PyTorch code).
 SCALE_RANGE = (0.5, 2.0)
@@ -86,7 +86,7 @@ class EvalDefaults:
     base_size: int                      # long side at scale 1 is base_size + 1
     crop_size: int                      # window side (= deploy input)
     ms_scales: tuple = MS_SCALES        # --ms
-    stride_rate: Fraction = STRIDE_RATE
+    stride_rate: float = STRIDE_RATE     # window stride = ceil(crop * stride_rate)
     published_ss: Published | None = None   # single scale, on `split`
     published_ms: Published | None = None   # multi-scale (ms_scales), on `split`
 
