@@ -13,7 +13,6 @@ module's docstring has the details):
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +69,7 @@ def samples(dataset: str, root: str | Path, split: str = "val",
     """A split in the dataset's own layout, or the samples of a list file (with the
     dataset's instance maps beside the listed labels, where it has them)."""
     d = get(dataset)
-    if list_file is not None:
-        return [replace(s, instances=d.instance_path(s.label))
-                for s in _listfile.read_list(root, list_file)]
-    return d.samples(root, split)
+    return d.samples(root, split) if list_file is None else d.list_samples(root, list_file)
 
 
 # ---------------------------------------------------------------- readers
@@ -84,25 +80,11 @@ def decode_label(values: np.ndarray, dataset: str, path: str | Path = "<label>")
 
 
 def read_label(path: str | Path, dataset: str, num_classes: int) -> np.ndarray:
-    lab = decode_label(read_png_values(path), dataset, path)
-    bad = np.unique(lab[(lab >= num_classes) & (lab != IGNORE)])
-    if bad.size:
-        raise DatasetError(f"{path}: label values {bad.tolist()[:10]} outside 0..{num_classes - 1} "
-                           f"and 255 (after the {dataset} convention)")
-    return lab
+    return get(dataset).read_label(path, num_classes)
 
 
 def read_instances(path: str | Path, dataset: str, shape: tuple) -> np.ndarray:
-    """The dataset's instance map -> (H, W) int32: class * 1000 + instance number, -1
-    elsewhere; its size must be the label's."""
-    d = get(dataset)
-    if d.instances is None:
-        raise DatasetError(f"{path}: {dataset} has no instance maps")
-    raw = read_png_values(path)
-    if raw.shape != tuple(shape):
-        raise DatasetError(f"{path}: instance map is {raw.shape[0]}x{raw.shape[1]}, its label "
-                           f"is {shape[0]}x{shape[1]}")
-    return d.decode_instances(raw)
+    return get(dataset).read_instances(path, shape)
 
 
 def decode_cityscapes_instances(raw: np.ndarray) -> np.ndarray:
@@ -112,11 +94,7 @@ def decode_cityscapes_instances(raw: np.ndarray) -> np.ndarray:
 
 def read_ground_truth(sample: Sample, dataset: str, num_classes: int):
     """(label, instances or None): instances when the sample names an existing instance file."""
-    lab = read_label(sample.label, dataset, num_classes)
-    inst = None
-    if sample.instances is not None and Path(sample.instances).is_file():
-        inst = read_instances(sample.instances, dataset, lab.shape)
-    return lab, inst
+    return get(dataset).read_ground_truth(sample, num_classes)
 
 
 # ---------------------------------------------------------------- output ids

@@ -25,15 +25,18 @@ Behaviour (methods a module may override): `samples` (file layout), `decode_valu
 label values -> class ids 0..C-1, 255 = ignored), `to_dataset_ids` / `from_dataset_ids`
 (class ids <-> the ids of the dataset's own files), `instance_path` / `decode_instances`.
 
-Reading files (`read_image`, `read_png_values`) lives in `psp_torch.datasets.files`.
+Reading (`read_label`, `read_instances`, `read_ground_truth`) checks sizes and ranges on
+top of the codec; the file readers themselves are `psp_torch.datasets.files`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from .files import DatasetError, Sample, read_list, read_png_values  # noqa: F401
 
 IGNORE = 255            # label value of ignored pixels, in every convention here
 INSTANCE_KEY = 1000     # instance maps: class * 1000 + instance number, -1 = no instance
@@ -48,18 +51,6 @@ STRIDE_RATE = 2 / 3                 # sliding-window stride = ceil(crop * 2/3) (
 SCALE_RANGE = (0.5, 2.0)
 ROTATE_RANGE = (-10.0, 10.0)
 BLUR_KERNEL = 5
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing, unreadable or holds values outside the convention."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str                   # output file stem
-    image: Path
-    label: Path | None = None
-    instances: Path | None = None   # instance map beside the label (may be absent on disk)
 
 
 @dataclass(frozen=True)
@@ -218,6 +209,12 @@ class Dataset:
         """The instance map beside a label file (None: the dataset has none)."""
         return None
 
+    def list_samples(self, root: str | Path, list_file: str | Path) -> list[Sample]:
+        """The samples of an authors' list file, with this dataset's instance maps beside
+        the listed labels (where it has them)."""
+        return [replace(s, instances=self.instance_path(s.label))
+                for s in read_list(root, list_file)]
+
     # ------------------------------------------------------------ label codec
 
     def decode_values(self, values: np.ndarray, path: Path) -> np.ndarray:
@@ -243,3 +240,34 @@ class Dataset:
     def decode_instances(self, raw: np.ndarray) -> np.ndarray:
         """Stored instance map -> (H, W) int32: class * INSTANCE_KEY + instance, -1 elsewhere."""
         raise DatasetError(f"{self.name} has no instance maps")
+
+    # ------------------------------------------------------------ reading, checked
+
+    def read_label(self, path: str | Path, num_classes: int) -> np.ndarray:
+        """A label file -> class ids (uint8); values outside 0..num_classes-1 and 255 after
+        the convention are an error naming the file."""
+        lab = self.decode_label(read_png_values(path), path)
+        bad = np.unique(lab[(lab >= num_classes) & (lab != IGNORE)])
+        if bad.size:
+            raise DatasetError(f"{path}: label values {bad.tolist()[:10]} outside "
+                               f"0..{num_classes - 1} and 255 (after the {self.name} convention)")
+        return lab
+
+    def read_instances(self, path: str | Path, shape: tuple) -> np.ndarray:
+        """An instance map (of the label's size) -> `decode_instances`."""
+        if self.instances is None:
+            raise DatasetError(f"{path}: {self.name} has no instance maps")
+        raw = read_png_values(path)
+        if raw.shape != tuple(shape):
+            raise DatasetError(f"{path}: instance map is {raw.shape[0]}x{raw.shape[1]}, its "
+                               f"label is {shape[0]}x{shape[1]}")
+        return self.decode_instances(raw)
+
+    def read_ground_truth(self, sample: Sample, num_classes: int):
+        """(label, instances or None): instances when the sample names an existing file."""
+        lab = self.read_label(sample.label, num_classes)
+        inst = None
+        if sample.instances is not None and Path(sample.instances).is_file():
+            inst = self.read_instances(sample.instances, lab.shape)
+        return lab, inst
+

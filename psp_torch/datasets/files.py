@@ -1,5 +1,5 @@
-"""Reading a dataset's files: images as RGB uint8, label PNGs as their stored values, and the
-check that every listed file is there before a run starts.
+"""Reading a dataset's files: images as RGB uint8, label PNGs as their stored values, the
+authors' list files, and the check that every listed file is there before a run starts.
 
 Images are read as RGB uint8; grey images are replicated to 3 channels; EXIF orientation is
 ignored (as MATLAB's imread does). Label PNGs are read with Pillow, which returns the palette
@@ -8,13 +8,25 @@ indices of a palette PNG (OpenCV would return the palette colours).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from .base import DatasetError, Sample
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, unreadable or holds values outside the convention."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str                   # output file stem
+    image: Path
+    label: Path | None = None
+    instances: Path | None = None   # instance map beside the label (may be absent on disk)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -51,3 +63,20 @@ def missing_files(items: list[Sample]) -> list[str]:
             elif not os.access(p, os.R_OK) or p.stat().st_size == 0:
                 bad.append(f"{p} (unreadable or empty)")
     return bad
+
+
+def read_list(root: str | Path, list_file: str | Path) -> list[Sample]:
+    """The authors' list format: 'image [label]' per line, relative to root (a leading "/"
+    allowed, as in their VOC list)."""
+    root = Path(root)
+    out = []
+    for n, line in enumerate(Path(list_file).read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) > 2:
+            raise DatasetError(f"{list_file}:{n}: expected 'image [label]', got {line!r}")
+        image = root / parts[0].lstrip("/")
+        label = root / parts[1].lstrip("/") if len(parts) == 2 else None
+        out.append(Sample(image.stem, image, label))
+    return out
