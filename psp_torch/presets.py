@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import datasets
 from .datasets import MS_SCALES, Published, TrainRecipe  # noqa: F401  (re-exported)
+from .datasets import get as get_dataset
+from .datasets import names as dataset_names
 
 # Mean colour the authors subtract, RGB order; the network is fed BGR.
 MEAN_RGB = (123.68, 116.779, 103.939)
@@ -33,30 +34,30 @@ class Preset:
     # --- the dataset's facts (psp_torch.datasets.<module>) -----------------------------------
     @property
     def num_classes(self) -> int:
-        return datasets.get(self.dataset).num_classes
+        return get_dataset(self.dataset).num_classes
 
     @property
     def crop_size(self) -> int:
         """Training crop = deploy input size."""
-        return datasets.get(self.dataset).train.crop_size
+        return get_dataset(self.dataset).train.crop_size
 
     @property
     def base_size(self) -> int:
         """Evaluation: long side at scale 1 is base_size + 1."""
-        return datasets.get(self.dataset).eval.base_size
+        return get_dataset(self.dataset).eval.base_size
 
     @property
     def split(self) -> str:
         """The split the published numbers are on."""
-        return datasets.get(self.dataset).eval.split
+        return get_dataset(self.dataset).eval.split
 
     @property
     def published_ss(self) -> Published | None:
-        return datasets.get(self.dataset).eval.published_ss
+        return get_dataset(self.dataset).eval.published_ss
 
     @property
     def published_ms(self) -> Published | None:
-        return datasets.get(self.dataset).eval.published_ms
+        return get_dataset(self.dataset).eval.published_ms
 
     @property
     def feature_size(self) -> int:
@@ -109,4 +110,4 @@ DROPOUT = 0.1               # conv5_4/dropout dropout_ratio of every release
 
 # The paper's training recipe of each benchmark is its dataset's (`TrainRecipe`, re-exported
 # above): psp_torch.datasets.<module>.DATASET.train.
-RECIPES = {name: datasets.get(name).train for name in datasets.names()}
+RECIPES = {name: get_dataset(name).train for name in dataset_names()}
