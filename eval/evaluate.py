@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from psp_torch import datasets
 from psp_torch.runtime import Dist, all_sum_int
 from . import datasets as ds
 from .metrics import Stats, image_stats
@@ -64,13 +65,9 @@ def check_label_size(sample, image: np.ndarray, label: np.ndarray | None) -> Non
             f"image {sample.image} is {image.shape[0]}x{image.shape[1]}")
 
 
-def instance_scheme(dataset: str):
-    return ds.CITYSCAPES_SCHEME if dataset == "cityscapes" else None
-
-
 def score_image(pred: np.ndarray, gt, dataset: str, num_classes: int) -> Stats:
     """The statistics of one prediction; `gt` = (label, instances or None)."""
-    return image_stats(pred, gt[0], num_classes, gt[1], instance_scheme(dataset))
+    return image_stats(pred, gt[0], num_classes, gt[1], datasets.get(dataset).instances)
 
 
 def evaluate(model, items, dataset: str, settings: Settings, d: Dist = Dist(), *,

@@ -34,30 +34,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from psp_torch.datasets.base import IGNORE, INSTANCE_KEY, InstanceScheme  # noqa: F401
+
 MATLAB_EPS = float(np.finfo(np.float64).eps)  # 2.220446049250313e-16
-IGNORE = 255
 FIXED = 2.0 ** 32  # weighted instance counts: int64 in units of 2^-32 pixel
-INSTANCE_KEY = 1000  # instance maps: class * 1000 + instance number, -1 = no instance
-
-
-@dataclass(frozen=True)
-class InstanceScheme:
-    """How a dataset groups classes into categories and weights instances (Cityscapes)."""
-    categories: tuple            # ((name, (class ids...)), ...) in report order
-    avg_size: dict               # class id -> average instance size in pixels (classes with
-                                 # instances; the others have no iIoU)
-
-    def category_of(self, num_classes: int) -> np.ndarray:
-        """(256,) int64: the category index of each class id, -1 for none (255 included)."""
-        cat = np.full(256, -1, np.int64)
-        for k, (_, ids) in enumerate(self.categories):
-            cat[list(ids)] = k
-        return cat
-
-    def instance_categories(self) -> list[int]:
-        """Categories all of whose classes have instances (the only ones with an iIoU)."""
-        return [k for k, (_, ids) in enumerate(self.categories)
-                if all(c in self.avg_size for c in ids)]
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Layout under OUT:
 - ``labels/<name>.png``: the prediction in the dataset's own ids (VOC 0..20 as a palette PNG,
-  ADE20K 1..150 grey, Cityscapes labelIds grey); for the VOC test split the official
-  submission layout ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png`` instead;
+  ADE20K 1..150 grey, Cityscapes labelIds grey); for a split scored by an official server
+  its submission layout instead (VOC test: ``results/VOC2012/Segmentation/comp6_test_cls/``);
 - ``color/<name>.png``: RGB with the dataset palette;
 - ``probs/<name>.npy``: float32 (C, H, W) final probabilities (``--save-probs``);
 - ``overlay/<name>.png``: image and colours blended half and half (``--image``).
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from psp_torch.classes import CLASS_NAMES, PALETTES, voc_colormap
+from psp_torch import datasets
 from psp_torch.io import atomic_write
 
-from .datasets import IGNORE, DatasetError, from_dataset_ids, read_png_values, to_dataset_ids
+from .datasets import IGNORE, DatasetError, read_png_values
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
@@ -56,9 +56,9 @@ class Writer:
     def __init__(self, out: Path, dataset: str, split: str = "val"):
         self.out = Path(out)
         self.dataset = dataset
-        voc_test = dataset == "voc" and split == "test"
-        self.label_dir = (self.out / "results/VOC2012/Segmentation/comp6_test_cls" if voc_test
-                          else self.out / "labels")
+        self.facts = datasets.get(dataset)
+        submission = self.facts.split(split).submission
+        self.label_dir = self.out / (submission or "labels")
 
     def label_path(self, name: str) -> Path:
         return self.label_dir / f"{name}.png"
@@ -67,8 +67,7 @@ class Writer:
         return self.out / "probs" / f"{name}.npy"
 
     def colour(self, pred: np.ndarray) -> np.ndarray:
-        palette = PALETTES.get(self.dataset)                  # one's own classes: VOC colours
-        return (palette if palette is not None else voc_colormap(256))[pred]
+        return self.facts.palette[pred]                 # one's own classes: VOC colours
 
     def write(self, name: str, pred: np.ndarray, probs: np.ndarray | None = None,
               image: np.ndarray | None = None, meta: dict | None = None) -> None:
@@ -82,9 +81,9 @@ class Writer:
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(probs, np.float32))
             atomic_write_bytes(self.probs_path(name), buf.getvalue())
-        ids = to_dataset_ids(pred, self.dataset)
-        palette = voc_colormap(256) if self.dataset == "voc" else None
-        atomic_write_bytes(self.label_path(name), png_bytes(ids, palette, meta))
+        ids = self.facts.to_dataset_ids(pred)
+        atomic_write_bytes(self.label_path(name),
+                           png_bytes(ids, self.facts.label_png_palette, meta))
 
     def has_outputs(self) -> bool:
         """Any finished image here (a label PNG)?"""
@@ -119,14 +118,14 @@ class Writer:
 
     def read_prediction(self, name: str) -> np.ndarray:
         """Class ids 0..C-1 (255: an id naming no class, a miss) of a finished image, rebuilt
-        from its label PNG; ids outside the dataset's are an error naming the file."""
+        from its label PNG; ids outside the dataset's own (0..label_ids-1) are an error naming
+        the file."""
         path = self.label_path(name)
         ids = read_png_values(path)
-        pred = from_dataset_ids(ids, self.dataset)
-        n = len(CLASS_NAMES.get(self.dataset, ())) or IGNORE   # one's own classes: any id < 255
-        bad = np.unique(ids[(pred != IGNORE) & ((pred < 0) | (pred >= n))
-                            | ((pred == IGNORE) & (self.dataset == "voc"))
-                            | ((ids > 33) & (self.dataset == "cityscapes"))])
+        pred = self.facts.from_dataset_ids(ids)
+        n = self.facts.num_classes or IGNORE          # one's own classes: any id < 255
+        bad = np.unique(ids[(ids >= self.facts.label_ids)
+                            | ((pred != IGNORE) & ((pred < 0) | (pred >= n)))])
         if bad.size:
             raise DatasetError(f"{path}: prediction ids {bad.tolist()[:10]} are not "
                                f"{self.dataset} class ids")

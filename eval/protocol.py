@@ -45,6 +45,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from psp_torch.datasets.base import STRIDE_RATE
+
 from .resize import imresize
 
 Model = Callable[[torch.Tensor], torch.Tensor]
@@ -64,6 +66,7 @@ class Settings:
     device: str = "cpu"
     precision: str = "fp32"     # "fp32" | "bf16" | "fp16"
     softmax: str = "stable"     # "stable" | "matlab" (caffe_process.m's float32 exp, NaN path)
+    stride_rate: float = STRIDE_RATE    # window stride = ceil(crop * stride_rate)
 
 
 SOFTMAX_MODES = ("stable", "matlab")
@@ -135,28 +138,30 @@ def scaled_size(rows: int, cols: int, base_size: int, scale: float) -> tuple[int
     return max(1, matlab_round(float(short))), long_px
 
 
-def window_stride(crop: int) -> int:
-    return math.ceil(crop * 2 / 3)
+def window_stride(crop: int, rate: float = STRIDE_RATE) -> int:
+    return math.ceil(crop * rate)
 
 
-def grid_count(padded: int, crop: int) -> int:
+def grid_count(padded: int, crop: int, rate: float = STRIDE_RATE) -> int:
     """Windows along one axis: ceil(single(padded - crop) / stride) + 1."""
-    return int(np.ceil(np.float32(padded - crop) / np.float32(window_stride(crop)))) + 1
+    return int(np.ceil(np.float32(padded - crop) / np.float32(window_stride(crop, rate)))) + 1
 
 
-def window_starts(padded: int, crop: int) -> list[int]:
+def window_starts(padded: int, crop: int, rate: float = STRIDE_RATE) -> list[int]:
     """0-based start of each window along one axis, shifted to end inside the padded image."""
-    stride = window_stride(crop)
+    stride = window_stride(crop, rate)
     starts = []
-    for i in range(grid_count(padded, crop)):
+    for i in range(grid_count(padded, crop, rate)):
         end = min(i * stride + crop, padded)
         starts.append(end - crop)
     return starts
 
 
-def windows(pad_rows: int, pad_cols: int, crop: int) -> list[tuple[int, int]]:
+def windows(pad_rows: int, pad_cols: int, crop: int,
+            rate: float = STRIDE_RATE) -> list[tuple[int, int]]:
     """(y0, x0) of every window, row-major like scale_process.m's loops."""
-    return [(y, x) for y in window_starts(pad_rows, crop) for x in window_starts(pad_cols, crop)]
+    return [(y, x) for y in window_starts(pad_rows, crop, rate)
+            for x in window_starts(pad_cols, crop, rate)]
 
 
 def pad_bottom_right(img: np.ndarray, rows: int, cols: int, value: Sequence[float]) -> np.ndarray:
@@ -260,7 +265,7 @@ def scale_probs(model: Model, img_scaled: np.ndarray, settings: Settings,
         return window_probs(model, x, settings, validity)[0, :, :rows, :cols]
     padded = pad_bottom_right(img_scaled, crop, crop, settings.mean_rgb)
     pad_rows, pad_cols = padded.shape[:2]
-    corners = windows(pad_rows, pad_cols, crop)
+    corners = windows(pad_rows, pad_cols, crop, settings.stride_rate)
     total = torch.zeros((settings.num_classes + validity, pad_rows, pad_cols),
                         dtype=torch.float32, device=settings.device)
     count = torch.zeros((1, pad_rows, pad_cols), dtype=torch.float32, device=settings.device)

@@ -1,5 +1,9 @@
 """The run's summary: per-class table, results.json / results.csv, and the verdict against the
-published numbers (tolerance 0.1 points, only for the full split with default settings)."""
+published numbers (tolerance 0.1 points, only for the full split with default settings).
+
+A dataset with an instance scheme (`psp_torch.datasets`: Cityscapes) also gets its official
+script's scores: results.json holds them under the scheme's name (``"cityscapes"``), with
+``miou_<name>_script``; ``instance_scheme`` names that section."""
 from __future__ import annotations
 
 import csv
@@ -8,7 +12,8 @@ import json
 import math
 from pathlib import Path
 
-from .datasets import CITYSCAPES_SCHEME
+from psp_torch import datasets
+
 from .metrics import Stats, cityscapes_miou, cityscapes_scores, summary
 from .outputs import atomic_write_bytes
 
@@ -36,6 +41,12 @@ def verdict(miou: float | None, pixel_acc: float | None, reference, applies: str
     return ("PASS " if ok else "FAIL ") + "; ".join(parts) + f" [tolerance {TOLERANCE} points]"
 
 
+def instance_scheme(dataset: str | None):
+    """The dataset's `InstanceScheme` (None: no instance scores, or not a known dataset)."""
+    known = datasets.registry()
+    return known[dataset].instances if dataset in known else None
+
+
 def build_results(stats: Stats, class_names, info: dict, reference, applies) -> dict:
     s = summary(stats)
     res = dict(info)
@@ -48,15 +59,18 @@ def build_results(stats: Stats, class_names, info: dict, reference, applies) -> 
                     for i, n in enumerate(class_names)],
         "correct": stats.correct, "labelled": stats.labelled,
     })
-    if info.get("dataset") == "cityscapes":
-        res["miou_cityscapes_script"] = cityscapes_miou(stats)
-        cs = cityscapes_scores(stats, CITYSCAPES_SCHEME)
+    scheme = instance_scheme(info.get("dataset"))
+    if scheme is not None:
+        key = scheme.name
+        res["instance_scheme"] = key
+        res[f"miou_{key}_script"] = cityscapes_miou(stats)
+        cs = cityscapes_scores(stats, scheme)
         for entry, scores in zip(res["classes"], cs.pop("classes")):
-            entry["iou_cityscapes"], entry["iiou"] = scores["iou"], scores["iiou"]
+            entry[f"iou_{key}"], entry["iiou"] = scores["iou"], scores["iiou"]
         if cs["iiou_class"] is None:
-            cs["iiou_missing"] = (f"gtFine_instanceIds found for {cs['instance_images']} of "
+            cs["iiou_missing"] = (f"{scheme.files} found for {cs['instance_images']} of "
                                   f"{stats.images} images")
-        res["cityscapes"] = cs
+        res[key] = cs
     res["reference"] = None if reference is None else {
         "miou": reference.miou, "pixel_acc": reference.pixel_acc}
     res["verdict"] = verdict(s["miou"], s["pixel_acc"], reference, applies)
@@ -85,12 +99,13 @@ def table(res: dict) -> str:
     for c in res["classes"]:
         lines.append(f"{c['id']:>3} {c['name']:<22} {100 * c['iou']:7.2f}")
     lines.append(f"mIoU over {len(res['classes'])} classes: {100 * res['miou']:.2f}")
-    if "miou_cityscapes_script" in res:
-        lines.append(f"mIoU (Cityscapes script, present classes): "
-                     f"{100 * res['miou_cityscapes_script']:.2f}")
+    key = res.get("instance_scheme")
+    if key is not None:
+        lines.append(f"mIoU ({key.capitalize()} script, present classes): "
+                     f"{100 * res[f'miou_{key}_script']:.2f}")
     lines.append(f"pixel accuracy: {100 * res['pixel_acc']:.2f}")
-    if "cityscapes" in res:
-        lines.append(_cityscapes_table(res))
+    if key is not None:
+        lines.append(_script_table(res, key))
     return "\n".join(lines)
 
 
@@ -99,12 +114,12 @@ def _pct(x) -> str:
         f"{100 * x:7.2f}"
 
 
-def _cityscapes_table(res: dict) -> str:
+def _script_table(res: dict, key: str) -> str:
     """The official script's two tables: classes and categories, IoU and iIoU."""
-    cs = res["cityscapes"]
-    lines = ["", f"{'Cityscapes':<26} {'IoU':>7} {'iIoU':>7}"]
+    cs = res[key]
+    lines = ["", f"{key.capitalize():<26} {'IoU':>7} {'iIoU':>7}"]
     for c in res["classes"]:
-        lines.append(f"{c['id']:>3} {c['name']:<22} {_pct(c['iou_cityscapes'])} "
+        lines.append(f"{c['id']:>3} {c['name']:<22} {_pct(c[f'iou_{key}'])} "
                      f"{_pct(c['iiou']) if c['iiou'] is not None else ''}")
     lines.append(f"{'Score average (classes)':<26} {_pct(cs['iou_class'])} "
                  f"{_pct(cs['iiou_class'])}")
@@ -138,7 +153,8 @@ def write_results(out: Path, res: dict) -> None:
         w.writerow([c["id"], c["name"], f"{c['iou']:.6f}", c["intersection"], c["union"]])
     w.writerow(["", "mIoU", f"{res['miou']:.6f}", "", ""])
     w.writerow(["", "pixel_acc", f"{res['pixel_acc']:.6f}", res["correct"], res["labelled"]])
-    for key in ("iou_class", "iiou_class", "iou_category", "iiou_category"):
-        if "cityscapes" in res and res["cityscapes"][key] is not None:
-            w.writerow(["", f"cityscapes_{key}", f"{res['cityscapes'][key]:.6f}", "", ""])
+    scheme = res.get("instance_scheme")
+    for key in ("iou_class", "iiou_class", "iou_category", "iiou_category") if scheme else ():
+        if res[scheme][key] is not None:
+            w.writerow(["", f"{scheme}_{key}", f"{res[scheme][key]:.6f}", "", ""])
     atomic_write_bytes(Path(out) / "results.csv", buf.getvalue().encode())

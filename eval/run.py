@@ -35,8 +35,8 @@ from pspnet_caffe.eval.outputs import Writer
 from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, predict,
                                         segment, segment_counted)  # noqa: F401 (tests patch)
 from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
-from psp_torch import cli, runtime
-from psp_torch.classes import CLASS_NAMES
+from psp_torch import cli, datasets, runtime
+from psp_torch.datasets import listfile
 from psp_torch.digest import file_sha256, state_sha256
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
 
@@ -136,14 +136,9 @@ def custom_names(args, meta: dict) -> list[str]:
     """Class names of one's own dataset: --class-names, else the model's, else 'class k'."""
     n = args.num_classes
     if args.class_names:
-        names = [ln.strip() for ln in Path(args.class_names).read_text().splitlines()
-                 if ln.strip()]
-        if len(names) != n:
-            raise ValueError(f"{args.class_names}: {len(names)} class names, --num-classes is "
-                             f"{n}")
-        return names
+        return listfile.read_class_names(args.class_names, n)
     names = meta.get("class_names")
-    return list(names) if names and len(names) == n else [f"class {k}" for k in range(n)]
+    return list(names) if names and len(names) == n else listfile.default_class_names(n)
 
 
 def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
@@ -155,7 +150,7 @@ def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
             raise ValueError(f"{args.weights or args.model}: the model has {num_classes} "
                              f"classes, --num-classes is {args.num_classes}")
         args.names = custom_names(args, meta)
-        defaults = {"crop_size": 473, "base_size": 512}
+        defaults = datasets.get(ds.CUSTOM).eval
     else:
         dataset = args.dataset or meta.get("dataset")
         if dataset not in ds.DATASETS:
@@ -166,41 +161,47 @@ def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
         if args.dataset and meta.get("dataset") not in (None, args.dataset):
             print(f"warning: model meta says dataset {meta['dataset']!r}, evaluating on "
                   f"{dataset!r}", file=sys.stderr)
-        if num_classes != len(CLASS_NAMES[dataset]):
+        facts = datasets.get(dataset)
+        if num_classes != facts.num_classes:
             raise ValueError(f"{args.weights or args.model}: the model has {num_classes} "
-                             f"classes, {dataset} has {len(CLASS_NAMES[dataset])}")
-        args.names = list(CLASS_NAMES[dataset])
-        defaults = {"crop_size": preset.crop_size, "base_size": preset.base_size}
-    scales = MS_SCALES if args.ms else args.scales or (1.0,)
+                             f"classes, {dataset} has {facts.num_classes}")
+        args.names = list(facts.classes)
+        defaults = facts.eval
+    scales = defaults.ms_scales if args.ms else args.scales or (1.0,)
     settings = Settings(
         num_classes=num_classes,
         crop_size=args.crop_size if args.crop_size is not None
-        else meta.get("crop_size", defaults["crop_size"]),
+        else meta.get("crop_size", defaults.crop_size),
         base_size=args.base_size if args.base_size is not None
-        else meta.get("base_size", defaults["base_size"]),
+        else meta.get("base_size", defaults.base_size),
         mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
         scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
-        device=args.device, precision=args.precision, softmax=args.softmax)
+        device=args.device, precision=args.precision, softmax=args.softmax,
+        stride_rate=defaults.stride_rate)
     return dataset, settings, preset
 
 
 def reference_for(dataset: str, split: str, settings: Settings, preset, full: str | None):
-    """(published numbers or None, None if they apply else the reason they do not)."""
+    """(published numbers or None, None if they apply else the reason they do not): the
+    dataset's evaluation defaults (psp_torch.datasets) and the released model's mean."""
     if full:
         return None, full
     if preset is None:
         return None, "one's own dataset (--num-classes)"
-    if split != preset.split:
-        return None, f"published numbers are on {preset.split}, not {split}"
-    default = (settings.crop_size == preset.crop_size and settings.base_size == preset.base_size
+    authors = datasets.get(dataset).eval
+    if split != authors.split:
+        return None, f"published numbers are on {authors.split}, not {split}"
+    default = (settings.crop_size == authors.crop_size and settings.base_size == authors.base_size
                and tuple(settings.mean_rgb) == tuple(preset.mean_rgb) and settings.flip
-               and settings.resize == "matlab" and settings.precision == "fp32")
+               and settings.resize == "matlab" and settings.precision == "fp32"
+               and settings.stride_rate == authors.stride_rate)
     if not default:
-        return None, "settings differ from the authors' (crop/base/mean/flip/resize/precision)"
+        return None, ("settings differ from the authors' (crop/base/mean/flip/resize/precision/"
+                      "stride)")
     if settings.scales == (1.0,):
-        ref = preset.published_ss
-    elif settings.scales == tuple(MS_SCALES):
-        ref = preset.published_ms
+        ref = authors.published_ss
+    elif settings.scales == tuple(authors.ms_scales):
+        ref = authors.published_ms
     else:
         return None, "scales other than single scale or the authors' multi-scale set"
     if ref is None:
@@ -319,7 +320,8 @@ def prepare_folder(out: Path, writer: Writer, rec: dict, resume: bool, owner: bo
 
 def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
     rank, world = d.rank, d.world
-    split = args.split or (preset.split if preset else "val")
+    facts = datasets.get(dataset)
+    split = args.split or (facts if preset else datasets.get(ds.CUSTOM)).eval.split
     out = Path(args.out or f"eval_out/{dataset}_{split}")
     items = ds.samples(dataset, args.data_root, split, args.list)
     reason = None
@@ -342,14 +344,14 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
     if args.limit is not None:
         items = items[:args.limit]
         reason = reason or "--limit"
-    expected = ds.SPLIT_SIZES.get((dataset, split))
+    expected = facts.split(split).images
     if reason is None and expected is not None and len(items) != expected:
         reason = f"{len(items)} images, the full {split} split has {expected}"
     has_labels = all(s.label is not None for s in items) and bool(items)
     if not has_labels:
-        reason = ("no ground truth: VOC test is scored by the official server; submit "
-                  f"{out / 'results'}" if dataset == "voc" and split == "test"
-                  else "no ground truth")
+        submission = facts.split(split).submission
+        reason = (f"no ground truth: {facts.title} {split} is scored by the official server; "
+                  f"submit {out / submission}" if submission else "no ground truth")
     reference, reason = reference_for(dataset, split, settings, preset, reason)
 
     writer = Writer(out, dataset, split)
@@ -419,7 +421,8 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
             "settings": {"scales": list(settings.scales), "flip": settings.flip,
                          "resize": settings.resize, "crop_size": settings.crop_size,
                          "base_size": settings.base_size, "mean_rgb": list(settings.mean_rgb),
-                         "precision": settings.precision, "softmax": settings.softmax},
+                         "precision": settings.precision, "softmax": settings.softmax,
+                         "stride_rate": settings.stride_rate},
             "softmax": softmax_info}
     res = build_results(total, args.names, info, reference, reason)
     write_results(out, res)

@@ -93,3 +93,33 @@ def test_switches():
     with pytest.raises(ValueError, match="label"):
         A.apply(c, np.zeros((4, 5, 3), np.uint8), np.zeros((4, 6), np.uint8),
                 np.random.default_rng(0))
+
+
+def test_paper_ranges_are_read_from_the_dataset_recipe():
+    import dataclasses
+
+    from psp_torch.datasets import get
+    from pspnet_caffe.train import data as D
+    for name in ("voc", "ade20k", "cityscapes", "custom"):
+        r = get(name).train
+        a = A.recipe("paper", 473, rotate=r.rotate, blur=r.blur, train=r)
+        assert a.scale_range == r.scale_range and a.blur_kernel == r.blur_kernel
+        assert a.rotate_range == (r.rotate_range if r.rotate else None)
+        assert D.training_facts(None if name == "custom" else name)["recipe"] is r
+    odd = dataclasses.replace(get("ade20k").train, scale_range=(1.0, 1.0),
+                              rotate_range=(4.0, 6.0), blur_kernel=9)
+    a = A.recipe("paper", 17, train=odd)
+    assert (a.scale_range, a.rotate_range, a.blur_kernel, a.rotate) == ((1.0, 1.0), (4.0, 6.0),
+                                                                       9, 6.0)
+    # the pipeline follows the recipe: scale 1 keeps the size; only the kernel differs, and so
+    # do the blurred images (the same draws otherwise)
+    img, lab = _pair(17, 17)
+    keep = A.recipe("paper", 17, rotate=False, blur=False, train=odd)
+    for p in range(8):
+        out = A.apply(keep, img, lab, A.sample_rng(3, p))[1]
+        assert np.array_equal(out, lab) or np.array_equal(out, lab[:, ::-1])    # mirror only
+    ade = get("ade20k").train
+    runs = [[A.apply(A.recipe("paper", 17, rotate=False, train=t), img, lab, A.sample_rng(3, p))
+             for p in range(8)] for t in (ade, dataclasses.replace(ade, blur_kernel=9))]
+    assert all(np.array_equal(x[1], y[1]) for x, y in zip(*runs))
+    assert any(not np.array_equal(x[0], y[0]) for x, y in zip(*runs))

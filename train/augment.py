@@ -6,13 +6,15 @@ passed in; `sample_rng` derives it from (seed, position of the sample in the tra
 stream), so a sample's augmentation depends on nothing else (not on workers, ranks or resume).
 
 The paper's recipe (section 5.1, with the probabilities of the authors' PyTorch code, semseg
-util/transform.py), in this order:
+util/transform.py), in this order; the ranges and the kernel are the dataset's `TrainRecipe`
+(``scale_range``, ``rotate_range``, ``blur_kernel``; psp_torch.datasets: the paper's
+U(0.5, 2.0), U(-10, 10) degrees, 5x5):
 
-1. `random_scale`: s ~ U(0.5, 2.0); size ``round(side * s)``; image bilinear, label nearest.
-2. `random_rotate`: with p = 0.5, angle ~ U(-10, 10) degrees about the centre ``(w/2, h/2)``;
-   image bilinear with border = the mean colour, label nearest with border 255.
-3. `random_blur`: with p = 0.5, Gaussian blur 5x5 (sigma from the size, OpenCV's rule) on the
-   image only.
+1. `random_scale`: s ~ U(scale_range); size ``round(side * s)``; image bilinear, label nearest.
+2. `random_rotate`: with p = 0.5, angle ~ U(rotate_range) degrees about the centre
+   ``(w/2, h/2)``; image bilinear with border = the mean colour, label nearest with border 255.
+3. `random_blur`: with p = 0.5, Gaussian blur k x k (sigma from the size, OpenCV's rule) on
+   the image only.
 4. `random_mirror`: with p = 0.5, left-right flip of both.
 5. `pad_to_crop`: a side shorter than the crop is padded to it, image with the mean colour, label
    with 255 (split evenly top/bottom, left/right; ``caffe``: bottom/right only).
@@ -30,7 +32,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-IGNORE = 255
+from psp_torch.datasets.base import (BLUR_KERNEL, IGNORE, ROTATE_RANGE, SCALE_RANGE,
+                                     TrainRecipe)
+from psp_torch.presets import MEAN_RGB
+
 MODES = ("paper", "caffe", "none")
 CAFFE_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 
@@ -39,32 +44,44 @@ CAFFE_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 class Augment:
     """Which steps run, and their parameters."""
     crop_size: int
-    mean_rgb: tuple = (123.68, 116.779, 103.939)
-    scale_range: tuple | None = (0.5, 2.0)      # U(lo, hi); None = off
+    mean_rgb: tuple = MEAN_RGB
+    scale_range: tuple | None = SCALE_RANGE     # U(lo, hi); None = off
     scale_list: tuple | None = None             # one of these (caffe); None = off
-    rotate: float = 10.0                        # max |angle| in degrees; 0 = off
+    rotate_range: tuple | None = ROTATE_RANGE   # U(lo, hi) degrees; None = off
     rotate_p: float = 0.5
     blur: bool = True
     blur_p: float = 0.5
-    blur_kernel: int = 5
+    blur_kernel: int = BLUR_KERNEL
     mirror: bool = True
     pad: str = "center"                         # "center" | "bottom_right"
     crop: str = "random"                        # "random" | "center"
 
+    @property
+    def rotate(self) -> float:
+        """The largest |angle| drawn, in degrees (0 = no rotation)."""
+        return max(abs(a) for a in self.rotate_range) if self.rotate_range else 0.0
+
 
 def recipe(mode: str, crop_size: int, *, rotate: bool = True, blur: bool = True,
-           mean_rgb=(123.68, 116.779, 103.939)) -> Augment:
+           mean_rgb=MEAN_RGB, train: TrainRecipe | None = None) -> Augment:
     """The `Augment` of ``--augment MODE``; ``rotate``/``blur`` say whether the dataset's recipe
-    uses them (paper mode only)."""
+    uses them, ``train`` (the dataset's `TrainRecipe`; default: the paper's ranges) gives the
+    scale and rotation ranges and the blur kernel (paper mode only)."""
     mean = tuple(float(m) for m in mean_rgb)
     if mode == "paper":
-        return Augment(crop_size, mean, rotate=10.0 if rotate else 0.0, blur=blur)
+        ranges = {"scale_range": SCALE_RANGE, "rotate_range": ROTATE_RANGE,
+                  "blur_kernel": BLUR_KERNEL} if train is None else {
+            "scale_range": tuple(train.scale_range), "rotate_range": tuple(train.rotate_range),
+            "blur_kernel": int(train.blur_kernel)}
+        if not rotate:
+            ranges["rotate_range"] = None
+        return Augment(crop_size, mean, blur=blur, **ranges)
     if mode == "caffe":
-        return Augment(crop_size, mean, scale_range=None, scale_list=CAFFE_SCALES, rotate=0.0,
-                       blur=False, pad="bottom_right")
+        return Augment(crop_size, mean, scale_range=None, scale_list=CAFFE_SCALES,
+                       rotate_range=None, blur=False, pad="bottom_right")
     if mode == "none":
-        return Augment(crop_size, mean, scale_range=None, rotate=0.0, blur=False, mirror=False,
-                       pad="bottom_right", crop="center")
+        return Augment(crop_size, mean, scale_range=None, rotate_range=None, blur=False,
+                       mirror=False, pad="bottom_right", crop="center")
     raise ValueError(f"unknown augmentation {mode!r}; expected one of {MODES}")
 
 
@@ -86,7 +103,7 @@ def _scaled(image, label, s: float):
     return resize_pair(image, label, max(1, int(round(h * s))), max(1, int(round(w * s))))
 
 
-def random_scale(image, label, rng, lo: float = 0.5, hi: float = 2.0):
+def random_scale(image, label, rng, lo: float = SCALE_RANGE[0], hi: float = SCALE_RANGE[1]):
     return _scaled(image, label, float(rng.uniform(lo, hi)))
 
 
@@ -105,13 +122,16 @@ def rotate(image, label, angle: float, mean_rgb, ignore: int = IGNORE):
     return img, lab
 
 
-def random_rotate(image, label, rng, max_deg: float, mean_rgb, p: float = 0.5):
+def random_rotate(image, label, rng, angles, mean_rgb, p: float = 0.5):
+    """With probability p, rotate by an angle ~ U(lo, hi) degrees; ``angles`` is (lo, hi) or
+    a number m, meaning (-m, m)."""
     if rng.random() >= p:
         return image, label
-    return rotate(image, label, float(rng.uniform(-max_deg, max_deg)), mean_rgb)
+    lo, hi = (-angles, angles) if np.isscalar(angles) else angles
+    return rotate(image, label, float(rng.uniform(lo, hi)), mean_rgb)
 
 
-def random_blur(image, rng, p: float = 0.5, kernel: int = 5):
+def random_blur(image, rng, p: float = 0.5, kernel: int = BLUR_KERNEL):
     if rng.random() >= p:
         return image
     return cv2.GaussianBlur(image, (kernel, kernel), 0)
@@ -169,7 +189,8 @@ def apply(aug: Augment, image: np.ndarray, label: np.ndarray, rng: np.random.Gen
     elif aug.scale_list is not None:
         image, label = scale_from_list(image, label, rng, aug.scale_list)
     if aug.rotate > 0:
-        image, label = random_rotate(image, label, rng, aug.rotate, aug.mean_rgb, aug.rotate_p)
+        image, label = random_rotate(image, label, rng, aug.rotate_range, aug.mean_rgb,
+                                     aug.rotate_p)
     if aug.blur:
         image = random_blur(image, rng, aug.blur_p, aug.blur_kernel)
     if aug.mirror:

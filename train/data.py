@@ -1,8 +1,9 @@
 """Training data: the benchmarks' training splits or one's own list file, checked up front, and
 a data order that depends only on the seed and the iteration.
 
-- Files and label conventions are `pspnet_caffe.eval.datasets`' (one source of truth):
-  ADE20K ``training``, VOC ``train_aug``, Cityscapes ``train``; any dataset as a list file
+- Files, label conventions and recipes are the dataset modules' (`psp_torch.datasets`, read
+  through `pspnet_caffe.eval.datasets`): each benchmark's training split (ADE20K
+  ``training``, VOC ``train_aug``, Cityscapes ``train``); any dataset as a list file
   (``image label`` per line relative to the data root) with the ``custom`` convention
   (labels stored as 0..N-1, 255 = ignored) or a benchmark's.
 - `scan_labels` reads every label before training starts and names each file holding a value
@@ -16,39 +17,52 @@ a data order that depends only on the seed and the iteration.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from psp_torch import datasets
+from psp_torch.datasets import listfile
+from psp_torch.presets import DROPOUT
 from pspnet_caffe.eval import datasets as ds
 from . import augment as A
 
 
+def dataset_facts(dataset: str | None) -> datasets.Dataset:
+    """The dataset whose recipe and class facts a run uses: a benchmark by name, one's own
+    (None / custom) otherwise."""
+    return datasets.get(dataset if dataset in ds.DATASETS else ds.CUSTOM)
+
+
 def training_facts(dataset: str | None) -> dict:
-    """The release's per-dataset training facts (crop, iterations, rotation and blur, batch, lr,
-    aux weight, dropout), read from `psp_torch.presets.RECIPES` (the one place they live).
-    One's own dataset (None / custom): the paper's recipe with rotation and blur, crop 473, no
-    iteration count (the user gives --iters)."""
-    from psp_torch import presets
-    recipes = getattr(presets, "RECIPES", None)
-    key = dataset if dataset in presets.BY_DATASET else None
-    if recipes is not None:
-        r = recipes[key or "ade20k"]
-        facts = {"crop_size": r.crop_size, "iters": r.iterations, "rotate": r.rotate,
-                 "blur": r.blur, "batch_size": r.batch_size, "lr": r.base_lr,
-                 "aux_weight": r.aux_weight, "dropout": r.dropout,
-                 "momentum": r.momentum, "weight_decay": r.weight_decay}
-    else:   # presets without the training table (before the train branch lands): section 5.1
-        facts = {"crop_size": presets.BY_DATASET[key].crop_size if key else 473,
-                 "iters": {"ade20k": 150_000, "voc": 30_000, "cityscapes": 90_000}.get(key),
-                 "rotate": key != "cityscapes", "blur": key != "cityscapes", "batch_size": 16,
-                 "lr": 0.01, "aux_weight": 0.4, "dropout": 0.1, "momentum": 0.9,
-                 "weight_decay": 1e-4}
-    if key is None:
-        facts.update(crop_size=473, iters=None, rotate=True, blur=True)
-    return facts
+    """The per-dataset training facts (crop, iterations, rotation and blur, batch, lr, aux
+    weight, momentum, weight decay; the augmentation's ranges in ``recipe``), read from the
+    dataset's `TrainRecipe` (psp_torch.datasets), and the release's dropout. One's own dataset
+    (None / custom): the paper's recipe with rotation and blur, crop 473, no iteration count
+    (the user gives --iters)."""
+    r = dataset_facts(dataset).train
+    return {"crop_size": r.crop_size, "iters": r.iterations, "rotate": r.rotate,
+            "blur": r.blur, "batch_size": r.batch_size, "lr": r.base_lr,
+            "aux_weight": r.aux_weight, "dropout": DROPOUT, "momentum": r.momentum,
+            "weight_decay": r.weight_decay, "recipe": r}
+
+
+def class_facts(dataset: str | None, num_classes: int, class_names=None) -> dict:
+    """A trained model's class meta: the benchmark's names, palette and base size when the
+    classes are the benchmark's (``dataset`` None otherwise); else one's own: names from the
+    ``class_names`` file (or ``class k``), the first N colours of one's own palette, one's
+    own base size."""
+    facts = dataset_facts(dataset)
+    if facts.benchmark and facts.num_classes == num_classes:
+        return {"dataset": facts.name, "class_names": list(facts.classes),
+                "palette": facts.palette.tolist(), "base_size": facts.eval.base_size}
+    own = datasets.get(ds.CUSTOM)
+    names = read_class_names(class_names, num_classes) if class_names \
+        else listfile.default_class_names(num_classes)
+    return {"dataset": None, "class_names": names,
+            "palette": own.with_classes(names).palette.tolist(),
+            "base_size": own.eval.base_size}
 
 
 def training_samples(dataset: str | None, root, list_file=None) -> list[ds.Sample]:
@@ -60,7 +74,7 @@ def training_samples(dataset: str | None, root, list_file=None) -> list[ds.Sampl
             raise ds.DatasetError(f"{list_file}: {len(unlabelled)} line(s) without a label "
                                   f"(training needs 'image label'), first: {unlabelled[0]}")
     else:
-        items = ds.samples(dataset, root, ds.TRAIN_SPLITS[dataset])
+        items = ds.samples(dataset, root, datasets.get(dataset).train_split)
     if not items:
         raise ds.DatasetError(f"{list_file or root}: no training samples")
     return items
@@ -72,11 +86,7 @@ def val_samples(dataset: str | None, root, list_file=None) -> list[ds.Sample]:
     return ds.samples(dataset, root, "val")
 
 
-def read_class_names(path, num_classes: int) -> list[str]:
-    names = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
-    if len(names) != num_classes:
-        raise ds.DatasetError(f"{path}: {len(names)} class names, --num-classes is {num_classes}")
-    return names
+read_class_names = listfile.read_class_names    # one reader for train and eval
 
 
 def _label_values(sample: ds.Sample, convention: str) -> np.ndarray:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from psp_torch.classes import CLASS_NAMES, PALETTES, voc_colormap
-from psp_torch.presets import BY_DATASET, MEAN_RGB
+from psp_torch.presets import MEAN_RGB
 from psp_torch.pspnet import PSPNet
+from pspnet_caffe.eval import datasets as ds
 from . import data as D
 from . import init as I
 from .config import TrainConfig
-
-CUSTOM_BASE_SIZE = 512       # one's own data: the base size of the models it starts from
-
 
 def _reconfigured(model: PSPNet, **changes) -> PSPNet:
     """The same model with config fields changed (same weights: crop/dropout change no shape)."""
@@ -52,20 +49,12 @@ def meta(config: TrainConfig, model: PSPNet) -> dict:
     """The model's meta for its files: a benchmark's classes and palette when the class count
     is the benchmark's, else one's own (--class-names, or 'class k')."""
     m = dict(model.meta)
-    dataset = config.dataset if config.dataset and \
-        config.num_classes == BY_DATASET[config.dataset].num_classes else None
-    if dataset:
-        names, palette = list(CLASS_NAMES[dataset]), PALETTES[dataset].tolist()
-        base = BY_DATASET[dataset].base_size
-    else:
-        n = config.num_classes
-        names = D.read_class_names(config.class_names, n) if config.class_names \
-            else [f"class {k}" for k in range(n)]
-        palette, base = voc_colormap(256)[:n].tolist(), CUSTOM_BASE_SIZE
-    m.update(name=f"pspnet{model.config.depth}_{dataset or 'custom'}", dataset=dataset,
-             num_classes=config.num_classes, class_names=names, palette=palette,
-             crop_size=model.config.crop_size,
-             base_size=base if dataset else (m.get("base_size") or base),
+    c = D.class_facts(config.dataset, config.num_classes, config.class_names)
+    dataset = c["dataset"]
+    m.update(name=f"pspnet{model.config.depth}_{dataset or ds.CUSTOM}", dataset=dataset,
+             num_classes=config.num_classes, class_names=c["class_names"],
+             palette=c["palette"], crop_size=model.config.crop_size,
+             base_size=c["base_size"] if dataset else (m.get("base_size") or c["base_size"]),
              mean_rgb=list(MEAN_RGB), channel_order="BGR")
     return m
 

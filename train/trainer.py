@@ -254,7 +254,8 @@ class Trainer:
         if self.iteration >= stop_at:
             self.say(f"nothing to do: {self.iteration} iterations done")
             return self.finish()
-        aug = A.recipe(c.augment, c.crop_size, rotate=c.rotate, blur=c.blur)
+        aug = A.recipe(c.augment, c.crop_size, rotate=c.rotate, blur=c.blur,
+                       train=D.dataset_facts(c.dataset).train)
         trainset = D.TrainSet(self.items, c.convention, c.num_classes, aug, seed=c.seed,
                               batch_size=c.batch_size, start=self.iteration, stop=stop_at,
                               rank=d.rank, world=d.world)

@@ -1,0 +1,58 @@
+"""One's own dataset, read from list files (``--list``, ``--num-classes``, ``--class-names``).
+
+List files are the authors' format: ``image [label]`` per line, paths relative to the data
+root (a leading "/" is allowed, as in their VOC list). Any dataset can be read through one
+(its labels then follow that dataset's convention); one's own classes use the ``custom``
+convention: labels are stored as the class ids 0..N-1, 255 = ignored, and predictions are
+written as they are. Class names come from a file (one per line) or are ``class k``; colours
+are the VOC colormap's first N.
+
+Defaults for one's own data (the release's ADE20K / VOC settings): crop 473, base size 512,
+the paper's augmentation with rotation and blur; no iteration count (the user gives --iters).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from .base import Dataset, DatasetError, EvalDefaults, TrainRecipe, frozen_palette, voc_colormap
+from .files import read_list  # noqa: F401  (the list format: files.py)
+
+NAME = "custom"
+CROP_SIZE = 473
+BASE_SIZE = 512
+
+
+class ListFile(Dataset):
+    """Classes given at run time (`with_classes`); files only through list files."""
+
+    def with_classes(self, names) -> "ListFile":
+        """This dataset with these class names (and the first len(names) colours)."""
+        names = tuple(names)
+        return replace(self, classes=names, palette=frozen_palette(self.palette[:len(names)]))
+
+
+def read_class_names(path: str | Path, num_classes: int) -> list[str]:
+    """One class name per non-blank line; exactly ``num_classes`` of them."""
+    names = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+    if len(names) != num_classes:
+        raise DatasetError(f"{path}: {len(names)} class names, --num-classes is {num_classes}")
+    return names
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    return [f"class {k}" for k in range(num_classes)]
+
+
+DATASET = ListFile(
+    name=NAME,
+    title="one's own dataset (list files)",
+    classes=(),
+    palette=frozen_palette(voc_colormap(256)),
+    label_ids=256,
+    splits={},
+    train_split=None,
+    eval=EvalDefaults(split="val", base_size=BASE_SIZE, crop_size=CROP_SIZE),
+    train=TrainRecipe(NAME, iterations=None, crop_size=CROP_SIZE, rotate=True, blur=True),
+    benchmark=False,
+)
