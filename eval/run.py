@@ -366,37 +366,38 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
     stats = Stats(settings.num_classes)
     softmax_counts = SoftmaxCounts()
     t0 = time.perf_counter()
-    bar = tqdm(total=len(shard), unit="img", disable=rank != 0, dynamic_ncols=True,
-               desc=f"{dataset} {split}" + (f" [rank 0 of {world}]" if world > 1 else ""))
+    # closed (its line ended) before an error line is printed: one message line, not a
+    # bar and the message glued together and redrawn
     resumed = 0
     net = NetworkClock(model, settings.device)
     computed_seconds = 0.0        # wall time of the images computed here (not the resumed ones)
-    for i, img, scaled, gt in loader:
-        s = shard[i]
-        if img is None:  # finished earlier: rebuild from the saved label PNG
-            pred = writer.read_prediction(s.name)
-            softmax_counts.add(SoftmaxCounts.from_meta(writer.read_meta(s.name)))
-            if s.label is not None:
-                gt = ds.read_ground_truth(s, dataset, settings.num_classes)
-            resumed += 1
-        else:
-            check_label_size(s, img, None if gt is None else gt[0])
-            started = time.perf_counter()
-            probs, counts = segment_counted(net, img, settings, scaled)
-            softmax_counts.add(counts)
-            pred = predict(probs)
-            writer.write(s.name, pred, probs.cpu().numpy() if args.save_probs else None,
-                         meta=counts.as_meta())
-            computed_seconds += time.perf_counter() - started
-            bar.set_postfix(outside=f"{100 * outside_share(net.seconds, computed_seconds):.1f}%",
-                            refresh=False)
-        if gt is not None:
-            stats.add(score_image(pred, gt, dataset, settings.num_classes))
-            bar.set_postfix(mIoU=f"{100 * summary(stats)['miou']:.2f}",
-                            outside=f"{100 * outside_share(net.seconds, computed_seconds):.1f}%",
-                            refresh=False)
-        bar.update(1)
-    bar.close()
+    with tqdm(total=len(shard), unit="img", disable=rank != 0, dynamic_ncols=True,
+              desc=f"{dataset} {split}" + (f" [rank 0 of {world}]" if world > 1 else "")) as bar:
+        for i, img, scaled, gt in loader:
+            s = shard[i]
+            if img is None:  # finished earlier: rebuild from the saved label PNG
+                pred = writer.read_prediction(s.name)
+                softmax_counts.add(SoftmaxCounts.from_meta(writer.read_meta(s.name)))
+                if s.label is not None:
+                    gt = ds.read_ground_truth(s, dataset, settings.num_classes)
+                resumed += 1
+            else:
+                check_label_size(s, img, None if gt is None else gt[0])
+                started = time.perf_counter()
+                probs, counts = segment_counted(net, img, settings, scaled)
+                softmax_counts.add(counts)
+                pred = predict(probs)
+                writer.write(s.name, pred, probs.cpu().numpy() if args.save_probs else None,
+                             meta=counts.as_meta())
+                computed_seconds += time.perf_counter() - started
+                outside = 100 * outside_share(net.seconds, computed_seconds)
+                bar.set_postfix(outside=f"{outside:.1f}%", refresh=False)
+            if gt is not None:
+                stats.add(score_image(pred, gt, dataset, settings.num_classes))
+                outside = 100 * outside_share(net.seconds, computed_seconds)
+                bar.set_postfix(mIoU=f"{100 * summary(stats)['miou']:.2f}",
+                                outside=f"{outside:.1f}%", refresh=False)
+            bar.update(1)
     elapsed = time.perf_counter() - t0
     total = Stats.from_vector(runtime.all_sum_int(stats.to_vector(), d), settings.num_classes)
     softmax_counts = SoftmaxCounts.from_vector(runtime.all_sum_int(softmax_counts.to_vector(), d))

@@ -42,8 +42,12 @@ def _env() -> dict:
 
 
 def run_cli(args, cwd, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    """The command's result with stdout/stderr decoded as written: no universal-newline
+    translation (text=True would turn a progress bar's "\r" redraws into "\n" lines)."""
+    r = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=_env(),
+                       capture_output=True, timeout=timeout)
+    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(errors="replace"),
+                                       r.stderr.decode(errors="replace"))
 
 
 def assert_clean_failure(rc, stderr: str, *mentions: str):
@@ -359,21 +363,22 @@ def interrupted_run(target: str, calls: int, script: Path, args, cwd) -> tuple:
     proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"), target,
                              str(calls), str(script), *map(str, args)], cwd=cwd, env=_env(),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE)   # bytes: "\r" redraws stay "\r"
     guard = threading.Timer(HANG_SECONDS, proc.kill)
     guard.start()
     err = []
-    drain = threading.Thread(target=lambda: err.append(proc.stderr.read()))
+    drain = threading.Thread(target=lambda: err.append(proc.stderr.read().decode(errors="replace")))
     drain.start()                          # a full stderr pipe must not block the child
     lines, paused = [], False
     try:
-        for line in proc.stdout:           # the event: the child's own line
+        for raw in proc.stdout:            # the event: the child's own line
+            line = raw.decode(errors="replace")
             lines.append(line)
             if line.startswith("PAUSED "):
                 paused = True
                 proc.send_signal(signal.SIGINT)
                 break
-        lines.append(proc.stdout.read())
+        lines.append(proc.stdout.read().decode(errors="replace"))
         proc.wait()
         drain.join()
     finally:
