@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from .base import CaffeLayer, has, sub_param
-from .sizes import FLOAT32_EXACT, known_true, require, size as _size
+from .sizes import FLOAT32_EXACT, known_true, memo_for_ints, require, size as _size
 
 
 def interp_output_size(h, w, *, height=None, width=None, zoom_factor=None,
@@ -55,8 +55,10 @@ def interp_output_size(h, w, *, height=None, width=None, zoom_factor=None,
     return _size(out[0]), _size(out[1])
 
 
-def _axis_weights(n_in, n_out, device):
-    """Caffe's per-axis source index, neighbour and float32 lambdas (sizes may be SymInts).
+@memo_for_ints
+def _axis_weights(n_in, n_out, device, dtype):
+    """Caffe's per-axis source index, neighbour and float32 lambdas (sizes may be SymInts);
+    the lambdas then in `dtype` (exact: float32 values).
 
     ``ratio = float(n_in - 1) / float(n_out - 1)``, 0 for one output: here the
     denominator is clamped to 1, which gives the same source coordinates
@@ -69,7 +71,7 @@ def _axis_weights(n_in, n_out, device):
     i0 = src.to(torch.int64)                                              # truncation, src >= 0
     i1 = i0 + (i0 < n_in - 1).to(torch.int64)
     l1 = src - i0.to(torch.float32)
-    return i0, i1, 1.0 - l1, l1
+    return i0, i1, (1.0 - l1).to(dtype), l1.to(dtype)
 
 
 def interp(x: torch.Tensor, size, pad_beg: int = 0, pad_end: int = 0) -> torch.Tensor:
@@ -97,11 +99,9 @@ def interp(x: torch.Tensor, size, pad_beg: int = 0, pad_end: int = 0) -> torch.T
     x = x[:, :, off:off + h_in, off:off + w_in]
     if known_true(h_in == h_out) and known_true(w_in == w_out):
         return x.clone()
-    dev, dt = x.device, x.dtype
-    h0, h1, lh0, lh1 = _axis_weights(h_in, h_out, dev)
-    w0, w1, lw0, lw1 = _axis_weights(w_in, w_out, dev)
-    lw0, lw1 = lw0.to(dt).view(1, 1, 1, -1), lw1.to(dt).view(1, 1, 1, -1)
-    lh0, lh1 = lh0.to(dt).view(1, 1, -1, 1), lh1.to(dt).view(1, 1, -1, 1)
+    h0, h1, lh0, lh1 = _axis_weights(h_in, h_out, x.device, x.dtype)
+    w0, w1, lw0, lw1 = _axis_weights(w_in, w_out, x.device, x.dtype)
+    lh0, lh1, lw0, lw1 = lh0[:, None], lh1[:, None], lw0[None, :], lw1[None, :]
     # Caffe's l0h * (l0w * a + l1w * b) + l1h * (l0w * c + l1w * d), done as two
     # passes with the same float operations: the bracket of every input row first
     # (only the rows the output needs are ever read), then the blend of two rows.

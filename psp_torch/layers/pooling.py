@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import CaffeLayer, has, sub_param
-from .sizes import FLOAT32_EXACT, ceil_div, known_true, require, size as _size
+from .sizes import FLOAT32_EXACT, ceil_div, known_true, memo_for_ints, require, size as _size
 
 
 def _pair(v):
@@ -91,6 +91,14 @@ def _ave_divisor(n_out, size, kernel, stride, pad, device):
     return (start + kernel).clamp(max=size + pad) - start
 
 
+@memo_for_ints
+def _ave_divisors(hw_out, hw, kernel, stride, pad, device, dtype):
+    """The (h_out, w_out) AVE divisors in `dtype` (exact: at most kh * kw)."""
+    return (_ave_divisor(hw_out[0], hw[0], kernel[0], stride[0], pad[0], device)[:, None]
+            * _ave_divisor(hw_out[1], hw[1], kernel[1], stride[1], pad[1], device)[None, :]
+            ).to(dtype)
+
+
 def pool2d(x: torch.Tensor, method: str, kernel, stride, pad, ceil_mode=True) -> torch.Tensor:
     """Caffe pooling of an (N, C, H, W) blob; method "max" or "ave" (any symbolic size)."""
     if x.dim() != 4:
@@ -112,9 +120,8 @@ def pool2d(x: torch.Tensor, method: str, kernel, stride, pad, ceil_mode=True) ->
     if padded:
         x = F.pad(x, pads, value=0.0)
     total = F.avg_pool2d(x, (kh, kw), (sh, sw), divisor_override=1)
-    div = (_ave_divisor(ho, H, kh, sh, ph, x.device)[:, None]
-           * _ave_divisor(wo, W, kw, sw, pw, x.device)[None, :])   # <= kh * kw: exact
-    return total / div.to(total.dtype)
+    return total / _ave_divisors((ho, wo), (H, W), (kh, kw), (sh, sw), (ph, pw), x.device,
+                                 total.dtype)
 
 
 class Pooling(CaffeLayer):

@@ -9,11 +9,15 @@ ops, never numpy or ``int()`` (which would freeze the traced graph to one size).
   message); a symbolic one becomes a guard or runtime assertion of the graph.
 - `known_true` decides a condition only where it needs no guard (always in
   eager), for shortcuts that must not specialise a traced graph.
+- `memo_for_ints` memoises a size-derived tensor function (Interp weights, AVE
+  divisors) for plain-int sizes in eager only: a traced graph computes them with
+  the same torch ops instead, from its symbolic sizes.
 - `FLOAT32_EXACT`: Caffe computes some sizes in float32; integers up to 2**24 are
   exact there (the layers refuse sizes past it rather than assume).
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -43,3 +47,28 @@ def ceil_div(a, b):
 def size(v):
     """A size as an int (numpy ints included) or as the SymInt it is (never frozen)."""
     return v if isinstance(v, torch.SymInt) else int(v)
+
+
+def memo_for_ints(fn):
+    """`fn(*sizes_and_options)` memoised when no tracer runs and no argument is a SymInt.
+
+    The cached tensors are shared: callers must only read them. They are made
+    outside inference mode, so a training forward may use weights first made
+    under ``torch.inference_mode``.
+    """
+    @functools.lru_cache(maxsize=512)
+    def cached(*args):
+        with torch.inference_mode(False):
+            return fn(*args)
+
+    @functools.wraps(fn)
+    def call(*args):
+        if torch.compiler.is_compiling() or _symbolic(args):
+            return fn(*args)
+        return cached(*args)
+    return call
+
+
+def _symbolic(args) -> bool:
+    return any(_symbolic(a) if isinstance(a, tuple) else isinstance(a, torch.SymInt)
+               for a in args)
