@@ -61,6 +61,10 @@ def _avg_pool2d(self, kernel_size, stride=(), padding=(0, 0), ceil_mode=False,
     return op.Mul(y, area)
 
 
+# aten operators whose torch ONNX translation is replaced
+TRANSLATIONS = {torch.ops.aten.avg_pool2d.default: _avg_pool2d}
+
+
 def metadata(model) -> dict[str, str]:
     """ONNX metadata_props of a PSPNet: every meta entry and the config as JSON strings."""
     props = {"format": FORMAT,
@@ -79,33 +83,40 @@ def meta_from_props(props) -> dict:
     return {k[len("meta."):]: json.loads(v) for k, v in props.items() if k.startswith("meta.")}
 
 
-def onnx_proto(model, *, example_size: int | None = None, opset: int = OPSET):
-    """The checked ONNX ModelProto of a PSPNet's eval forward, metadata included."""
+def onnx_graph(module, example: torch.Tensor, *, opset: int = OPSET):
+    """The checked ONNX ModelProto of ``module.forward(example)`` (eval mode), traced by
+    `export_program` (N, H, W dynamic): input `INPUT`, output `OUTPUT`."""
     import onnx
 
-    example = example_input(model, example_size)
     # the exporter logs a warning per torchvision operator it cannot register: not ours
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)      # torch.export internals' notices
-        program = export_program(model, example)
+        program = export_program(module, example)
         onnx_program = torch.onnx.export(
             program, (example,), None, dynamo=True, opset_version=opset,
             input_names=[INPUT], output_names=[OUTPUT], external_data=False, verbose=False,
-            custom_translation_table={torch.ops.aten.avg_pool2d.default: _avg_pool2d})
+            custom_translation_table=TRANSLATIONS)
     proto = onnx_program.model_proto
-    for key, value in metadata(model).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.doc_string = f"PSPNet ({(model.meta or {}).get('name')}) exported by psp_torch"
     onnx.checker.check_model(proto)
     return proto
 
 
 def export_onnx(model, out, *, example_size: int | None = None, opset: int = OPSET) -> Path:
-    """Write the ONNX graph of a PSPNet (its eval forward; the model's mode is kept) to
-    `out`, atomically; returns the path."""
+    """Write the ONNX graph of a PSPNet (its eval forward; the model's mode is kept) with
+    its `metadata` to `out`, atomically; returns the path. A configuration the exporter
+    cannot express is one ValueError naming `out`, and nothing is written."""
     import onnx
 
-    proto = onnx_proto(model, example_size=example_size, opset=opset)
-    return atomic_write(Path(out), lambda tmp: onnx.save_model(proto, tmp))
+    out = Path(out)
+    try:
+        proto = onnx_graph(model, example_input(model, example_size), opset=opset)
+    except Exception as exc:        # the exporter's own errors are pages of trace
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ValueError(f"{out}: not written: torch.onnx.export failed on this PSPNet "
+                         f"({type(exc).__name__}: {first})") from exc
+    for key, value in metadata(model).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = f"PSPNet ({(model.meta or {}).get('name')}) exported by psp_torch"
+    return atomic_write(out, lambda tmp: onnx.save_model(proto, tmp))

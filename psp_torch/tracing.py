@@ -31,13 +31,14 @@ def example_input(model, side: int | None = None) -> torch.Tensor:
 
 
 def export_program(model, example: torch.Tensor | None = None) -> torch.export.ExportedProgram:
-    """``torch.export`` of ``model.forward`` in eval mode (the model's mode is restored), with
-    N, H and W dynamic; `example` defaults to `example_input`."""
+    """``torch.export`` of ``model.forward(example)`` in eval mode (the model's mode is
+    restored), with N, H and W of the (N, C, H, W) input dynamic; `example` defaults to
+    `example_input` (a PSPNet's crop size)."""
     example = example_input(model) if example is None else example
     training = model.training
     model.eval()
     try:
         with torch.no_grad(), fx_config.patch(backed_size_oblivious=True):
-            return torch.export.export(model, (example,), dynamic_shapes={"x": DYNAMIC_AXES})
+            return torch.export.export(model, (example,), dynamic_shapes=(DYNAMIC_AXES,))
     finally:
         model.train(training)
