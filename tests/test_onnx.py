@@ -240,6 +240,24 @@ def test_every_config_variant_exports_and_matches_the_float64_forward(name, tmp_
         assert err <= FLOOR_RATIO * floor and err <= VARIANT_BOUND and agree >= AGREE
 
 
+def test_export_cli_onnx_failure_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    """Whatever the exporter raises (pages of trace), the CLI says one line naming the output
+    file, exits 1 and leaves no file behind."""
+    from psp_torch.io import save_pspnet
+    from pspnet_caffe.converter import onnx_export
+
+    pth = save_pspnet(_calibrated("max_pool"), tmp_path / "m.pth")
+
+    def fails(*_):
+        raise RuntimeError("the exporter's first line\n  and its pages of trace")
+    monkeypatch.setattr(onnx_export, "export_program", fails)
+    out = tmp_path / "m.onnx"
+    assert export_main([str(pth), "--onnx", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {out}: not written: ")
+    assert "the exporter's first line" in err[0] and not list(tmp_path.glob("*.onnx*"))
+
+
 # ---------------------------------------------------------------- eval/run.py --onnx
 
 def _numbers(tree, path=""):
