@@ -64,6 +64,7 @@ class Settings:
     device: str = "cpu"
     precision: str = "fp32"     # "fp32" | "bf16" | "fp16"
     softmax: str = "stable"     # "stable" | "matlab" (caffe_process.m's float32 exp, NaN path)
+    compile: bool = False       # the network compiled (psp_torch.compiled): other rounding
 
 
 SOFTMAX_MODES = ("stable", "matlab")

@@ -1,0 +1,99 @@
+"""The fast inference path: the faithful model compiled by ``torch.compile`` (inductor).
+
+`compile_model(model)` compiles the model's forward in place (``nn.Module.compile``): the
+object stays the same PSPNet / CaffeNet, with the same state_dict, config and meta; only its
+calls run the compiled code. Recipe (the fastest faithful one measured by
+bench/bench_forward.py, see bench/README.md "Compiled"): inductor with ``freezing``, i.e.
+the weights are inlined as constants, each BN folded into its convolution and the
+convolutions run by oneDNN with their ReLU / residual add fused in. Static shapes at first;
+a call with another input size recompiles (torch.compile's automatic dynamic shapes then
+make the sizes symbolic), so the eval windows (a few fixed crop x crop sizes) cost one
+compilation each, the first call minutes for a full PSPNet on a small CPU.
+
+Faithfulness: same arithmetic, other rounding (BN folded as `psp_torch.fuse` does, another
+summation order inside oneDNN's convolutions): ~1e-6 of the output scale from the float64
+forward, like the eager fp32 forward itself, far inside the oracle tests' bounds
+(tests/test_compiled.py checks the compiled slim nets against the Caffe oracle with the
+bounds of tests/test_oracle_nets.py). Never implied: ``psp_torch.load(..., compile=True)``
+or ``eval/run.py --compile`` ask for it.
+
+For inference only: freezing reads the weights once, at the first call, so later changes of
+the weights (training, ``load_state_dict``, ``.to(device)``) are not seen by the compiled
+code. Compile last, on the device the model will run on, in eval mode; calls run without
+autograd (``torch.no_grad`` / ``torch.inference_mode``, as eval/run.py does; with autograd
+on, inductor compiles without freezing).
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+OPTIONS = {"freezing": True}      # inductor options of the recipe
+
+
+class CompileUnavailable(RuntimeError):
+    """torch.compile cannot run here (message: one line saying why)."""
+
+
+@functools.cache
+def _probe(device_type: str) -> str | None:
+    try:
+        from torch._dynamo.eval_frame import check_if_dynamo_supported
+        check_if_dynamo_supported()
+    except Exception as exc:             # Python version, platform: torch's own wording
+        return f"torch.compile is not supported here ({_first_line(exc)})"
+    if device_type == "cpu":
+        try:
+            from torch._inductor.cpp_builder import get_cpp_compiler
+            get_cpp_compiler()
+        except Exception as exc:
+            return (f"inductor's CPU backend needs a C++ compiler (g++ or $CXX): "
+                    f"{_first_line(exc)}")
+    elif device_type == "cuda":
+        from torch.utils._triton import has_triton
+        if not has_triton():
+            return "inductor's CUDA backend needs triton (pip install triton)"
+    # One tiny real compilation: a broken toolchain, missing headers or an unwritable
+    # cache folder show up here, in seconds, not minutes into compiling a model.
+    try:
+        fn = torch.compile(lambda a: torch.relu(a * 2.0 + 1.0), dynamic=False, fullgraph=True)
+        with torch.no_grad():
+            fn(torch.ones(8, device=device_type))
+    except Exception as exc:
+        return f"a test compilation failed: {type(exc).__name__}: {_first_line(exc)}"
+    return None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def compile_problem(device="cpu") -> str | None:
+    """Why torch.compile cannot run on `device` here, in one line, or None when it can
+    (checked once per device type, with a tiny real compilation)."""
+    return _probe(torch.device(device).type)
+
+
+def compile_model(model: nn.Module, *, dynamic: bool | None = None) -> nn.Module:
+    """`model` with its forward compiled in place (see the module doc); returns `model`.
+
+    `dynamic`: torch.compile's (None: static first, symbolic sizes after a size change;
+    False: one compilation per input size). Raises CompileUnavailable (one line) where
+    torch.compile cannot run on the model's device.
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    problem = compile_problem(device)
+    if problem:
+        raise CompileUnavailable(f"cannot compile the model on {device}: {problem}")
+    model.eval()
+    model.compile(dynamic=dynamic, options=dict(OPTIONS))
+    return model
+
+
+def is_compiled(model: nn.Module) -> bool:
+    """Whether `model`'s forward was compiled in place (`compile_model`, ``nn.Module.compile``)."""
+    return getattr(model, "_compiled_call_impl", None) is not None
