@@ -27,6 +27,12 @@ Structure (names as in the deploy prototxts, state_dict keys in `psp_torch.names
 * aux head (training only, when the config has one): conv4_24 3x3 (pad 1) + BN +
   ReLU + dropout 0.1 + conv6_1 1x1 with bias, on the last stage-4 block.
 
+The structure is written once, in the modules' forwards: ``forward(x, blobs)`` with
+a dict records every top under its deploy-prototxt name as it goes
+(`PSPNet.forward_blobs`), and the same forward, shape arithmetic included
+(`psp_torch.layers.pooling`, `psp_torch.layers.interp`: symbolic sizes), is what
+torch.export, torch.compile and the ONNX exporter trace.
+
 BN is `psp_torch.batchnorm2d.BatchNorm2d` (an `nn.BatchNorm2d`) with the file's eps
 (default 1e-5): in eval mode it computes Caffe's frozen BN,
 ``slope * (x - mean) / sqrt(var + eps) + bias``; in train mode the fork's TRAIN BN
@@ -49,6 +55,13 @@ from .layers.interp import interp
 from .layers.pooling import pool2d
 
 
+def _record(blobs: dict | None, name: str, top: torch.Tensor) -> torch.Tensor:
+    """`top`, kept under its Caffe blob name when a blob dict is given."""
+    if blobs is not None:
+        blobs[name] = top
+    return top
+
+
 def _conv(cin, cout, k, stride=1, dilation=1, bias=False):
     pad = dilation * (k - 1) // 2
     return nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation, bias=bias)
@@ -65,11 +78,11 @@ class Stem(nn.Module):
         self.conv3, self.bn3 = _conv(w2, w3, 3), BatchNorm2d(w3, eps=eps)
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.relu(self.bn2(self.conv2(x)))
-        x = self.relu(self.bn3(self.conv3(x)))
-        return pool2d(x, "max", (3, 3), (2, 2), (1, 1))
+    def forward(self, x, blobs=None):
+        x = _record(blobs, "conv1_1_3x3_s2", self.relu(self.bn1(self.conv1(x))))
+        x = _record(blobs, "conv1_2_3x3", self.relu(self.bn2(self.conv2(x))))
+        x = _record(blobs, "conv1_3_3x3", self.relu(self.bn3(self.conv3(x))))
+        return _record(blobs, "pool1_3x3_s2", pool2d(x, "max", (3, 3), (2, 2), (1, 1)))
 
 
 class Bottleneck(nn.Module):
@@ -92,19 +105,15 @@ class Bottleneck(nn.Module):
                                             BatchNorm2d(cout, eps=eps))
 
     def forward(self, x, blobs=None, name=None):
-        y = self.relu(self.bn1(self.conv1(x)))
-        if blobs is not None:
-            blobs[f"{name}_1x1_reduce"] = y
-        y = self.relu(self.bn2(self.conv2(y)))
-        if blobs is not None:
-            blobs[f"{name}_3x3"] = y
-        y = self.bn3(self.conv3(y))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        if blobs is not None:
-            blobs[f"{name}_1x1_increase"] = y
-            if self.downsample is not None:
-                blobs[f"{name}_1x1_proj"] = shortcut
-        return self.relu(shortcut + y)
+        """``name``: the block's Caffe prefix (convS_I), for the recorded tops."""
+        y = _record(blobs, f"{name}_1x1_reduce", self.relu(self.bn1(self.conv1(x))))
+        y = _record(blobs, f"{name}_3x3", self.relu(self.bn2(self.conv2(y))))
+        y = _record(blobs, f"{name}_1x1_increase", self.bn3(self.conv3(y)))
+        if self.downsample is None:
+            shortcut = x
+        else:
+            shortcut = _record(blobs, f"{name}_1x1_proj", self.downsample(x))
+        return _record(blobs, name, self.relu(shortcut + y))
 
 
 class PyramidStage(nn.Module):
@@ -123,14 +132,12 @@ class PyramidStage(nn.Module):
             self.conv = None
 
     def forward(self, x, blobs=None, name=None):
+        """``name``: the stage's Caffe name (conv5_3_pool{bin}), for the recorded tops."""
         k = (self.kernel, self.kernel)
-        y = pool2d(x, self.pool, k, k, (0, 0))
-        z = y if self.conv is None else self.relu(self.bn(self.conv(y)))
-        if blobs is not None:
-            blobs[name] = y
-            if self.conv is not None:
-                blobs[f"{name}_conv"] = z
-        return z
+        y = _record(blobs, name, pool2d(x, self.pool, k, k, (0, 0)))
+        if self.conv is None:
+            return y
+        return _record(blobs, f"{name}_conv", self.relu(self.bn(self.conv(y))))
 
 
 class PyramidPooling(nn.Module):
@@ -139,22 +146,20 @@ class PyramidPooling(nn.Module):
     No stages (no bins): x itself (the dilated-FCN baseline).
     """
 
-    def __init__(self, cin, width, kernels, eps, pool="ave"):
+    def __init__(self, cin, width, bins, kernels, eps, pool="ave"):
         super().__init__()
+        self.bins = tuple(bins)
         self.stages = nn.ModuleList(PyramidStage(cin, width, k, eps, pool) for k in kernels)
 
-    def forward(self, x, blobs=None, bins=None):
+    def forward(self, x, blobs=None):
         if not self.stages:
-            return x
-        size = tuple(x.shape[-2:])
-        if blobs is None:
-            pooled = [interp(stage(x), size) for stage in self.stages]
-        else:
-            pooled = []
-            for b, stage in zip(bins, self.stages):
-                pooled.append(interp(stage(x, blobs, f"conv5_3_pool{b}"), size))
-                blobs[f"conv5_3_pool{b}_interp"] = pooled[-1]
-        return torch.cat([x] + pooled[::-1], dim=1)
+            return _record(blobs, "conv5_3_concat", x)
+        size = x.shape[-2:]
+        pooled = []
+        for b, stage in zip(self.bins, self.stages):
+            name = f"conv5_3_pool{b}"
+            pooled.append(_record(blobs, f"{name}_interp", interp(stage(x, blobs, name), size)))
+        return _record(blobs, "conv5_3_concat", torch.cat([x] + pooled[::-1], dim=1))
 
 
 class Head(nn.Module):
@@ -166,8 +171,8 @@ class Head(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x):
-        return self.dropout(self.relu(self.bn(self.conv(x))))
+    def forward(self, x, blobs=None):
+        return _record(blobs, "conv5_4", self.dropout(self.relu(self.bn(self.conv(x)))))
 
 
 class AuxHead(nn.Module):
@@ -211,57 +216,45 @@ class PSPNet(nn.Module):
                                          dilation=c.dilations[s], project=first, eps=eps))
             self.add_module(f"layer{s + 1}", nn.Sequential(*blocks))
             cin = c.out_widths[s]
-        self.ppm = PyramidPooling(cin, c.ppm_width if c.reduction else None, c.pool_kernels,
-                                  eps, c.pool)
+        self.ppm = PyramidPooling(cin, c.ppm_width if c.reduction else None, c.bins,
+                                  c.pool_kernels, eps, c.pool)
         self.head = Head(c.concat_width, c.head_width, c.dropout, eps)
         self.classifier = _conv(c.head_width, c.num_classes, 1, bias=True)
         self.aux = (AuxHead(c.out_widths[2], c.aux_width, c.num_classes, c.dropout, eps)
                     if c.aux else None)
 
     # -- forward ---------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor):
-        size = tuple(x.shape[-2:])
-        x = self.stem(x)
-        x = self.layer2(self.layer1(x))
-        c4 = self.layer3(x)
-        x = self.layer4(c4)
-        x = self.classifier(self.head(self.ppm(x)))
-        out = interp(x, size)
+    def forward(self, x: torch.Tensor, blobs: dict | None = None):
+        """Raw scores (N, classes, H, W); with ``blobs`` (a dict) every deploy-net top is
+        also kept there under its Caffe name (`forward_blobs`)."""
+        size = x.shape[-2:]
+        x = self.stem(x, blobs)
+        x = self._stage(1, self._stage(0, x, blobs), blobs)
+        c4 = self._stage(2, x, blobs)
+        x = self.head(self.ppm(self._stage(3, c4, blobs), blobs), blobs)
+        x = _record(blobs, "conv6", self.classifier(x))
+        out = _record(blobs, "conv6_interp", interp(x, size))
         if not self.training:
             return out
         if self.aux is None:
             return {"out": out}
         return {"out": out, "aux": interp(self.aux(c4), size)}
 
+    def _stage(self, s: int, x: torch.Tensor, blobs: dict | None) -> torch.Tensor:
+        """Stage conv{s + 2}: its bottlenecks convS_1, convS_2, ... in order."""
+        for i, block in enumerate(getattr(self, f"layer{s + 1}")):
+            x = block(x, blobs, f"conv{s + 2}_{i + 1}")
+        return x
+
     def forward_blobs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every top blob of the deploy net under its Caffe name, for parity checks.
+        """Every top blob of the deploy net under its Caffe name, for parity checks: the
+        forward itself, recording (in train mode it also runs the aux head).
 
         In-place chains hold their final value, as in Caffe (conv -> BN -> ReLU:
         after the ReLU; 1x1_increase and 1x1_proj: after their BN).
         """
-        blobs = {}
-        size = tuple(x.shape[-2:])
-        s = self.stem
-        y = s.relu(s.bn1(s.conv1(x)))
-        blobs["conv1_1_3x3_s2"] = y
-        y = s.relu(s.bn2(s.conv2(y)))
-        blobs["conv1_2_3x3"] = y
-        y = s.relu(s.bn3(s.conv3(y)))
-        blobs["conv1_3_3x3"] = y
-        y = pool2d(y, "max", (3, 3), (2, 2), (1, 1))
-        blobs["pool1_3x3_s2"] = y
-        for stage in range(4):
-            for i, block in enumerate(getattr(self, f"layer{stage + 1}")):
-                name = f"conv{stage + 2}_{i + 1}"
-                y = block(y, blobs, name)
-                blobs[name] = y
-        y = self.ppm(y, blobs, self.config.bins)
-        blobs["conv5_3_concat"] = y
-        y = self.head(y)
-        blobs["conv5_4"] = y
-        y = self.classifier(y)
-        blobs["conv6"] = y
-        blobs["conv6_interp"] = interp(y, size)
+        blobs: dict[str, torch.Tensor] = {}
+        self.forward(x, blobs)
         return blobs
 
     def fuse(self) -> "PSPNet":

@@ -12,13 +12,18 @@ Caffe arithmetic (``InterpLayer::Reshape`` and ``caffe_cpu_interp2``):
   ``h1 = int(h1r)``, neighbour ``h1 + (h1 < H_eff - 1)``, ``l1 = h1r - h1``,
   ``l0 = 1 - l1`` (float32), and likewise for columns;
   ``out = l0h * (l0w * a + l1w * b) + l1h * (l0w * c + l1w * d)``.
+
+The sizes may be symbolic (torch SymInts under torch.export / torch.compile / the
+ONNX exporter): the ratio, source rows, neighbours and lambdas are torch ops on
+the input's size, so one traced graph serves every input size with Caffe's
+float32 operations (see `psp_torch.layers.sizes`).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .base import CaffeLayer, has, sub_param
+from .sizes import FLOAT32_EXACT, known_true, memo_for_ints, require, size as _size
 
 
 def interp_output_size(h, w, *, height=None, width=None, zoom_factor=None,
@@ -28,9 +33,9 @@ def interp_output_size(h, w, *, height=None, width=None, zoom_factor=None,
         raise ValueError(f"Interp pads must be <= 0 (crops), got pad_beg={pad_beg} "
                          f"pad_end={pad_end}")
     h_eff, w_eff = h + pad_beg + pad_end, w + pad_beg + pad_end
-    if h_eff <= 0 or w_eff <= 0:
-        raise ValueError(f"Interp input {h}x{w} with pads ({pad_beg}, {pad_end}) "
-                         f"leaves {h_eff}x{w_eff}")
+    for n in (h_eff, w_eff):
+        require(n > 0, lambda: f"Interp input {h}x{w} with pads ({pad_beg}, {pad_end}) "
+                               f"leaves {h_eff}x{w_eff}")
     for label, f in (("shrink_factor", shrink_factor), ("zoom_factor", zoom_factor)):
         if f is not None and f < 1:
             raise ValueError(f"Interp {label} must be >= 1, got {f}")
@@ -45,20 +50,28 @@ def interp_output_size(h, w, *, height=None, width=None, zoom_factor=None,
         out = (hs + (hs - 1) * (zoom_factor - 1), ws + (ws - 1) * (zoom_factor - 1))
     else:
         raise ValueError("Interp needs zoom_factor, shrink_factor, or both height and width")
-    if out[0] <= 0 or out[1] <= 0:
-        raise ValueError(f"Interp output size {out[0]}x{out[1]} is not positive")
-    return int(out[0]), int(out[1])
+    for n in out:
+        require(n > 0, lambda: f"Interp output size {out[0]}x{out[1]} is not positive")
+    return _size(out[0]), _size(out[1])
 
 
-def _axis_weights(n_in: int, n_out: int):
-    """Caffe's per-axis source index, neighbour step and float32 lambdas."""
-    ratio = np.float32(n_in - 1) / np.float32(n_out - 1) if n_out > 1 else np.float32(0)
-    src = np.float32(ratio) * np.arange(n_out, dtype=np.float32)   # float32 products
-    i0 = src.astype(np.int64)                                          # truncation, src >= 0
-    step = (i0 < n_in - 1).astype(np.int64)
-    l1 = (src - i0.astype(np.float32)).astype(np.float32)
-    l0 = (np.float32(1) - l1).astype(np.float32)
-    return i0, i0 + step, l0, l1
+@memo_for_ints
+def _axis_weights(n_in, n_out, device, dtype):
+    """Caffe's per-axis source index, neighbour and float32 lambdas (sizes may be SymInts);
+    the lambdas then in `dtype` (exact: float32 values).
+
+    ``ratio = float(n_in - 1) / float(n_out - 1)``, 0 for one output: here the
+    denominator is clamped to 1, which gives the same source coordinates
+    (``ratio * 0 = 0``). Sizes below 2**24 are exact in float32 (required), so the
+    products and the division are Caffe's float32 operations.
+    """
+    one = torch.ones((), dtype=torch.float32, device=device)
+    ratio = (one * (n_in - 1)) / (one * (n_out - 1)).clamp(min=1.0)
+    src = ratio * torch.arange(n_out, dtype=torch.float32, device=device)  # float32 products
+    i0 = src.to(torch.int64)                                              # truncation, src >= 0
+    i1 = i0 + (i0 < n_in - 1).to(torch.int64)
+    l1 = src - i0.to(torch.float32)
+    return i0, i1, (1.0 - l1).to(dtype), l1.to(dtype)
 
 
 def interp(x: torch.Tensor, size, pad_beg: int = 0, pad_end: int = 0) -> torch.Tensor:
@@ -66,40 +79,38 @@ def interp(x: torch.Tensor, size, pad_beg: int = 0, pad_end: int = 0) -> torch.T
 
     Negative pads crop ``-pad_beg`` rows/columns at the start and ``-pad_end`` at
     the end before resizing. The arithmetic is Caffe's, operation for operation.
+    Equal sizes are Caffe's plain copy; where a traced graph cannot know the sizes
+    equal it takes the general path, whose weights are then exactly 1 and 0 (the
+    same values for finite inputs).
     """
     if pad_beg > 0 or pad_end > 0:
         raise ValueError(f"Interp pads must be <= 0 (crops), got {pad_beg}, {pad_end}")
     if x.dim() != 4:
         raise ValueError(f"Interp expects a 4-D (N, C, H, W) blob, got shape {tuple(x.shape)}")
-    h_out, w_out = int(size[0]), int(size[1])
+    h_out, w_out = _size(size[0]), _size(size[1])
     H, W = x.shape[-2:]
     h_in, w_in = H + pad_beg + pad_end, W + pad_beg + pad_end
-    if h_in <= 0 or w_in <= 0 or h_out <= 0 or w_out <= 0:
-        raise ValueError(f"Interp {H}x{W} (pads {pad_beg}, {pad_end}) -> {h_out}x{w_out} "
-                         "is empty")
+    for n in (h_in, w_in, h_out, w_out):
+        require(n > 0, lambda: f"Interp {H}x{W} (pads {pad_beg}, {pad_end}) -> "
+                               f"{h_out}x{w_out} is empty")
+        require(n < FLOAT32_EXACT, lambda: f"Interp size {n} is past 2**24, where Caffe's "
+                                           f"float32 coordinates are not exact")
     off = -pad_beg
     x = x[:, :, off:off + h_in, off:off + w_in]
-    if (h_in, w_in) == (h_out, w_out):
+    if known_true(h_in == h_out) and known_true(w_in == w_out):
         return x.clone()
-    h0, h1, lh0, lh1 = _axis_weights(h_in, h_out)
-    w0, w1, lw0, lw1 = _axis_weights(w_in, w_out)
-    dev, dt = x.device, x.dtype
-
-    def index(a):
-        return torch.from_numpy(a).to(dev)
-
-    def weight(a, shape):
-        return torch.from_numpy(a).to(dev, dt).view(shape)
-
+    h0, h1, lh0, lh1 = _axis_weights(h_in, h_out, x.device, x.dtype)
+    w0, w1, lw0, lw1 = _axis_weights(w_in, w_out, x.device, x.dtype)
+    lh0, lh1, lw0, lw1 = lh0[:, None], lh1[:, None], lw0[None, :], lw1[None, :]
     # Caffe's l0h * (l0w * a + l1w * b) + l1h * (l0w * c + l1w * d), done as two
     # passes with the same float operations: the bracket of every input row first
     # (only the rows the output needs are ever read), then the blend of two rows.
     # (advanced indexing: index_select along H is many times slower on CPU)
     # In-place products on the freshly gathered tensors save allocations only.
-    cols = x[..., index(w0)].mul_(weight(lw0, (1, 1, 1, -1)))
-    cols.add_(x[..., index(w1)].mul_(weight(lw1, (1, 1, 1, -1))))
-    out = cols[:, :, index(h0)].mul_(weight(lh0, (1, 1, -1, 1)))
-    return out.add_(cols[:, :, index(h1)].mul_(weight(lh1, (1, 1, -1, 1))))
+    cols = x[..., w0].mul_(lw0)
+    cols.add_(x[..., w1].mul_(lw1))
+    out = cols[:, :, h0].mul_(lh0)
+    return out.add_(cols[:, :, h1].mul_(lh1))
 
 
 def _field(p, name):

@@ -15,42 +15,65 @@ Caffe arithmetic (``PoolingLayer::Reshape`` / ``Forward_cpu``), per axis:
 - ``global_pooling``: kernel = input size, pad 0, stride 1;
 - later upstream Caffe's ``round_mode: FLOOR`` uses floor instead of ceil
   (the padding rule unchanged); the fork only knows ceil.
+
+Every size here is a Python int or a torch SymInt (the input's symbolic size
+under torch.export / torch.compile / the ONNX exporter): the arithmetic is
+integer arithmetic and torch ops, never numpy, so one traced graph serves every
+input size (see `ceil_div` and `pool_output_size` for why the integer forms are
+Caffe's float forms exactly).
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .base import CaffeLayer, has, sub_param
+from .sizes import FLOAT32_EXACT, ceil_div, known_true, memo_for_ints, require, size as _size
 
 
 def _pair(v):
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise ValueError(f"expected an (h, w) pair, got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
+        return _size(v[0]), _size(v[1])
+    return _size(v), _size(v)
 
 
-def pool_output_size(size, kernel, stride, pad, *, clip=None, ceil_mode=True) -> int:
-    """Caffe's pooled length of one axis.
+def pool_output_size(size, kernel, stride, pad, *, clip=None, ceil_mode=True):
+    """Caffe's pooled length of one axis (an int, or a SymInt for a symbolic `size`).
 
     ``clip`` says whether the layer has padding on any axis (Caffe applies the
     last-window rule to both axes when either pad is non-zero); None means
     ``pad > 0``, right for square padding.
+
+    Caffe divides in float32: ``ceil(float(a) / float(s))`` with ``a = size + 2p - k``.
+    Here it is the exact integer ``ceil_div(a, s)`` (floor: ``a // s``), the same
+    value whenever ``|a| + s <= 2**24`` (required): both operands are then exact in
+    float32, and if ``a / s`` is not an integer ``q`` it lies at least ``1/s`` from
+    the next integer, farther than the half ulp of float32 there
+    (``(|q| + 1) * 2**-24 < (|a| + s) / s * 2**-24 <= 1/s``, ``q`` its integer part), so the rounded
+    quotient stays strictly between the same two integers and its ceil (floor) is
+    the exact one; an integer quotient is exact.
+
+    Caffe's last-window rule (``if (out - 1) * s >= size + p: out -= 1``) is
+    ``min(out, ceil_div(size + p, s))``: the rule removes exactly the windows that
+    start at or past ``size + p``, and since ``p < k`` at most the one it checks. It
+    can only fire when ``s > k - p`` (ceil: ``(out - 1) * s < size + 2p - k + s``),
+    so other layers (the PSPNet stem, 3/2/1) keep a plain expression.
     """
     if kernel <= 0 or stride <= 0:
         raise ValueError(f"pooling kernel {kernel} and stride {stride} must be positive")
-    ratio = np.float32(size + 2 * pad - kernel) / np.float32(stride)   # Caffe: float division
-    out = int(math.ceil(ratio) if ceil_mode else math.floor(ratio)) + 1
-    if (pad > 0 if clip is None else clip) and (out - 1) * stride >= size + pad:
-        out -= 1
-    if out <= 0:
-        raise ValueError(f"pooling kernel {kernel} stride {stride} pad {pad} on size {size} "
-                         f"gives {out} outputs")
+    if not 0 <= pad < kernel:
+        raise ValueError(f"pooling pad {pad} must be in [0, kernel {kernel})")
+    span = size + 2 * pad - kernel
+    require(size + 2 * pad + kernel + stride <= FLOAT32_EXACT,
+            lambda: f"pooling size {size} (kernel {kernel}, stride {stride}, pad {pad}) is "
+                    f"past 2**24, where Caffe's float32 size arithmetic is not exact")
+    out = (ceil_div(span, stride) if ceil_mode else span // stride) + 1
+    if (pad > 0 if clip is None else clip) and stride > kernel - pad:
+        out = torch.sym_min(out, ceil_div(size + pad, stride))
+    require(out > 0, lambda: f"pooling kernel {kernel} stride {stride} pad {pad} on size "
+                             f"{size} gives {out} outputs")
     return out
 
 
@@ -62,35 +85,43 @@ def pool2d_output_size(hw, kernel, stride, pad, ceil_mode=True):
             pool_output_size(hw[1], kw, sw, pw, clip=clip, ceil_mode=ceil_mode))
 
 
-def _ave_divisor(n_out, size, kernel, stride, pad):
-    """Caffe's per-window AVE divisor along one axis (padding counts, overhang not)."""
-    start = np.arange(n_out, dtype=np.int64) * stride - pad
-    return np.minimum(start + kernel, size + pad) - start
+def _ave_divisor(n_out, size, kernel, stride, pad, device):
+    """Caffe's per-window AVE divisor along one axis (padding counts, overhang not), int64."""
+    start = torch.arange(n_out, device=device) * stride - pad
+    return (start + kernel).clamp(max=size + pad) - start
+
+
+@memo_for_ints
+def _ave_divisors(hw_out, hw, kernel, stride, pad, device, dtype):
+    """The (h_out, w_out) AVE divisors in `dtype` (exact: at most kh * kw)."""
+    return (_ave_divisor(hw_out[0], hw[0], kernel[0], stride[0], pad[0], device)[:, None]
+            * _ave_divisor(hw_out[1], hw[1], kernel[1], stride[1], pad[1], device)[None, :]
+            ).to(dtype)
 
 
 def pool2d(x: torch.Tensor, method: str, kernel, stride, pad, ceil_mode=True) -> torch.Tensor:
-    """Caffe pooling of an (N, C, H, W) blob; method "max" or "ave"."""
+    """Caffe pooling of an (N, C, H, W) blob; method "max" or "ave" (any symbolic size)."""
     if x.dim() != 4:
         raise ValueError(f"Pooling expects a 4-D (N, C, H, W) blob, got {tuple(x.shape)}")
+    if method not in ("max", "ave"):
+        raise ValueError(f"pooling method must be 'max' or 'ave', got {method!r}")
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(pad)
     H, W = x.shape[-2:]
     ho, wo = pool2d_output_size((H, W), (kh, kw), (sh, sw), (ph, pw), ceil_mode)
-    # Pad so that every window [o*s - p, o*s - p + k) lies inside the padded blob,
-    # then pool without padding; windows past the needed count are cut off.
-    right = max(0, (wo - 1) * sw + kw - pw - W)
-    bottom = max(0, (ho - 1) * sh + kh - ph - H)
+    # Pad (or crop, a negative pad) the end so that the blob holds exactly the
+    # windows [o*s - p, o*s - p + k), o < out, then pool without padding.
+    pads = (pw, (wo - 1) * sw + kw - pw - W, ph, (ho - 1) * sh + kh - ph - H)
+    padded = not all(known_true(p == 0) for p in pads)
     if method == "max":
-        if ph or pw or right or bottom:
-            x = F.pad(x, (pw, right, ph, bottom), value=float("-inf"))
-        y = F.max_pool2d(x, (kh, kw), (sh, sw))[:, :, :ho, :wo]
+        if padded:
+            x = F.pad(x, pads, value=float("-inf"))
+        y = F.max_pool2d(x, (kh, kw), (sh, sw))
         return y.clamp(min=torch.finfo(y.dtype).min)   # Caffe starts from -FLT_MAX
-    if method == "ave":
-        if ph or pw or right or bottom:
-            x = F.pad(x, (pw, right, ph, bottom), value=0.0)
-        total = F.avg_pool2d(x, (kh, kw), (sh, sw), divisor_override=1)[:, :, :ho, :wo]
-        div = np.outer(_ave_divisor(ho, H, kh, sh, ph), _ave_divisor(wo, W, kw, sw, pw))
-        return total / torch.from_numpy(div.astype(np.float32)).to(total.device, total.dtype)
-    raise ValueError(f"pooling method must be 'max' or 'ave', got {method!r}")
+    if padded:
+        x = F.pad(x, pads, value=0.0)
+    total = F.avg_pool2d(x, (kh, kw), (sh, sw), divisor_override=1)
+    return total / _ave_divisors((ho, wo), (H, W), (kh, kw), (sh, sw), (ph, pw), x.device,
+                                 total.dtype)
 
 
 class Pooling(CaffeLayer):
@@ -141,7 +172,7 @@ class Pooling(CaffeLayer):
         return cls.from_param(sub_param(layer, "pooling_param"))
 
     def _kernel(self, shape):
-        return (int(shape[2]), int(shape[3])) if self.global_pooling else self.kernel
+        return (_size(shape[2]), _size(shape[3])) if self.global_pooling else self.kernel
 
     def output_shapes(self, bottom_shapes):
         shape = bottom_shapes[0]
