@@ -7,6 +7,7 @@ agreement tests are skipped with the reason, and the one-line errors are still c
 """
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -29,7 +30,13 @@ from test_oracle_nets import ARGMAX_AGREEMENT, NET_BOUND
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "data" / "samples"
 CASE = next(c for c in oracle.cases("nets") if c.name == "nets/pspnet101_voc_slim")
-EAGER_BOUND = 1e-5   # compiled vs eager, relative to max |eager|: rounding only (measured ~1e-6)
+# The compiled forward rounds differently from the eager one (BN folded, oneDNN's summation
+# order). Through the slim PSPNet101's ~100 calibrated random-weight layers such rounding
+# differences grow to ~3e-4 of the output range (tests/test_onnx.py measures the same for ONNX
+# Runtime), so the bound is relative to the exact (float64) result: the compiled forward must
+# be about as close to it as the eager float32 forward is (x 1.5), and inside the oracle bounds.
+FLOOR_FACTOR = 1.5
+PROB_BOUND, AGREE = 1e-3, 0.999     # eval/run.py: as tests/test_onnx.py asks of ONNX Runtime
 
 needs_compile = pytest.mark.skipif(compile_problem("cpu") is not None,
                                    reason=f"torch.compile unavailable: {compile_problem('cpu')}")
@@ -58,10 +65,14 @@ def test_load_compile_agrees_with_eager_and_the_oracle(slim_pth):
     with torch.inference_mode():
         ref = eager(x).numpy()
         out = model(x).numpy()
+        exact = copy.deepcopy(eager).double()(x.double()).numpy()
     assert counters["stats"]["unique_graphs"] > graphs      # dynamo compiled the forward
     assert out.shape == ref.shape
-    dev = relative(out, ref)
-    assert dev <= EAGER_BOUND, dev
+    floor, err, dev = relative(ref, exact), relative(out, exact), relative(out, ref)
+    print(f"compiled vs float64 {err:.3g}, eager vs float64 {floor:.3g}, compiled vs eager "
+          f"{dev:.3g}")
+    assert err <= FLOOR_FACTOR * floor, (err, floor)
+    assert dev <= NET_BOUND[CASE.name], dev
     key = "conv6_interp@sub7"
     expected = stored[key]
     assert relative(oracle.compare(out, key, expected), expected) <= NET_BOUND[CASE.name]
@@ -136,7 +147,8 @@ def test_record_reads_a_missing_compile_setting_as_off():
 @needs_compile
 def test_eval_run_compile_agrees_with_eager_and_is_recorded(slim_pth, tmp_path, capsys):
     """Same images, windows (two 473 windows and their mirrors per image, in calls of 2:
-    one compiled shape) and settings: probabilities within rounding, the same labels."""
+    one compiled shape) and settings: probabilities within 1e-3, labels on >= 99.9% of the
+    pixels the same."""
     outs = {}
     for name, extra in (("eager", []), ("compiled", ["--compile"])):
         out = tmp_path / name
@@ -152,8 +164,8 @@ def test_eval_run_compile_agrees_with_eager_and_is_recorded(slim_pth, tmp_path, 
     for stem in stems:
         a = np.load(outs["eager"] / "probs" / f"{stem}.npy")
         b = np.load(outs["compiled"] / "probs" / f"{stem}.npy")
-        assert np.abs(a - b).max() <= EAGER_BOUND, (stem, np.abs(a - b).max())
-        assert (a.argmax(0) == b.argmax(0)).mean() >= ARGMAX_AGREEMENT
+        assert np.abs(a - b).max() <= PROB_BOUND, (stem, np.abs(a - b).max())
+        assert (a.argmax(0) == b.argmax(0)).mean() >= AGREE
     # the eager folder is not resumable by a compiled run (other rounding)
     rc = eval_run.main([str(a) for a in ["--weights", slim_pth, "--dataset", "voc", "--split",
                                          "val", "--data-root", SAMPLES, "--out", outs["eager"],
