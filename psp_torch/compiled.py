@@ -2,26 +2,26 @@
 
 `compile_model(model)` compiles the model's forward in place (``nn.Module.compile``): the
 object stays the same PSPNet / CaffeNet, with the same state_dict, config and meta; only its
-calls run the compiled code. Recipe (the fastest faithful one measured by
-bench/bench_forward.py, see bench/README.md "Compiled"): inductor with ``freezing``, i.e.
-the weights are inlined as constants, each BN folded into its convolution and the
-convolutions run by oneDNN with their ReLU / residual add fused in. Static shapes at first;
-a call with another input size recompiles (torch.compile's automatic dynamic shapes then
-make the sizes symbolic), so the eval windows (a few fixed crop x crop sizes) cost one
-compilation each, the first call minutes for a full PSPNet on a small CPU.
+calls run the compiled code (the whole PSPNet forward is one graph, no graph break).
+Recipe: inductor's CPU backend with ``freezing`` asked for (`OPTIONS`); plain inductor,
+freezing and freezing + channels_last measured equally fast within the shared machine's
+noise, with the same deviation (figures, and how far from ONNX Runtime: bench/README.md,
+"Engines"). Static shapes at first; a call with another input size recompiles
+(torch.compile's automatic dynamic shapes then make the sizes symbolic), so the eval windows
+(a few fixed crop x crop shapes) cost one compilation each, minutes for a full PSPNet on a
+small CPU.
 
-Faithfulness: same arithmetic, other rounding (BN folded as `psp_torch.fuse` does, another
-summation order inside oneDNN's convolutions): ~1e-6 of the output scale from the float64
-forward, like the eager fp32 forward itself, far inside the oracle tests' bounds
-(tests/test_compiled.py checks the compiled slim nets against the Caffe oracle with the
-bounds of tests/test_oracle_nets.py). Never implied: ``psp_torch.load(..., compile=True)``
-or ``eval/run.py --compile`` ask for it.
+Faithfulness: same arithmetic, other rounding (inductor's fused elementwise code, its own
+summation order), about as far from the float64 forward as the eager float32 forward is
+(bench/README.md); tests/test_compiled.py checks the slim PSPNet101 against the Caffe
+oracle with the bounds of tests/test_oracle_nets.py and against the float64 forward. Never
+implied: ``psp_torch.load(..., compile=True)`` or ``eval/run.py --compile`` ask for it.
 
-For inference only: freezing reads the weights once, at the first call, so later changes of
-the weights (training, ``load_state_dict``, ``.to(device)``) are not seen by the compiled
-code. Compile last, on the device the model will run on, in eval mode; calls run without
-autograd (``torch.no_grad`` / ``torch.inference_mode``, as eval/run.py does; with autograd
-on, inductor compiles without freezing).
+For inference only: with freezing, inductor may read the weights once, at the first call,
+so later changes of the weights (training, ``load_state_dict``, ``.to(device)``) need not
+be seen by the compiled code. Compile last, on the device the model will run on, in eval
+mode, and call it without autograd (``torch.no_grad`` / ``torch.inference_mode``, as
+eval/run.py does; with autograd on, inductor compiles without freezing).
 """
 from __future__ import annotations
 
