@@ -3,13 +3,14 @@
 `compile_model(model)` compiles the model's forward in place (``nn.Module.compile``): the
 object stays the same PSPNet / CaffeNet, with the same state_dict, config and meta; only its
 calls run the compiled code (the whole PSPNet forward is one graph, no graph break).
-Recipe: inductor's CPU backend with ``freezing`` asked for (`OPTIONS`); plain inductor,
-freezing and freezing + channels_last measured equally fast within the shared machine's
-noise, with the same deviation (figures, and how far from ONNX Runtime: bench/README.md,
-"Engines"). Static shapes at first; a call with another input size recompiles
-(torch.compile's automatic dynamic shapes then make the sizes symbolic), so the eval windows
-(a few fixed crop x crop shapes) cost one compilation each, minutes for a full PSPNet on a
-small CPU.
+Recipe: plain inductor (CPU backend, default mode). Tried side by side (bench/README.md,
+"Engines"): ``options={"freezing": True}`` is not honoured by torch 2.13 through
+torch.compile's options (the same graph, the same output bit for bit; only the global
+``torch._inductor.config.freezing`` / TORCHINDUCTOR_FREEZING=1 folds BN and calls oneDNN),
+and channels_last was no faster within the shared machine's noise. Static shapes at
+first; a call with another input size recompiles (torch.compile's automatic dynamic shapes
+then make the sizes symbolic), so the eval windows (a few fixed crop x crop shapes) cost
+one compilation each, minutes for a full PSPNet on a small CPU.
 
 Faithfulness: same arithmetic, other rounding (inductor's fused elementwise code, its own
 summation order), about as far from the float64 forward as the eager float32 forward is
@@ -17,11 +18,9 @@ summation order), about as far from the float64 forward as the eager float32 for
 oracle with the bounds of tests/test_oracle_nets.py and against the float64 forward. Never
 implied: ``psp_torch.load(..., compile=True)`` or ``eval/run.py --compile`` ask for it.
 
-For inference only: with freezing, inductor may read the weights once, at the first call,
-so later changes of the weights (training, ``load_state_dict``, ``.to(device)``) need not
-be seen by the compiled code. Compile last, on the device the model will run on, in eval
-mode, and call it without autograd (``torch.no_grad`` / ``torch.inference_mode``, as
-eval/run.py does; with autograd on, inductor compiles without freezing).
+For inference: compile last, on the device the model will run on, in eval mode (a change
+of ``training`` recompiles), and call it without autograd (``torch.no_grad`` /
+``torch.inference_mode``, as eval/run.py does).
 """
 from __future__ import annotations
 
@@ -29,8 +28,6 @@ import functools
 
 import torch
 from torch import nn
-
-OPTIONS = {"freezing": True}      # inductor options of the recipe
 
 
 class CompileUnavailable(RuntimeError):
@@ -90,7 +87,7 @@ def compile_model(model: nn.Module, *, dynamic: bool | None = None) -> nn.Module
     if problem:
         raise CompileUnavailable(f"cannot compile the model on {device}: {problem}")
     model.eval()
-    model.compile(dynamic=dynamic, options=dict(OPTIONS))
+    model.compile(dynamic=dynamic)
     return model
 
 
