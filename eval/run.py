@@ -81,9 +81,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="arithmetic of the network (fp32 is the faithful one; bf16/fp16 autocast)")
     p.add_argument("--compile", action="store_true",
-                   help="run the network compiled by torch.compile (inductor, psp_torch.compiled): "
-                        "faster after one compilation per window size (minutes), rounding "
-                        "within the oracle bounds; recorded in run.json")
+                   help="run the network compiled by torch.compile (inductor, psp_torch.compiled): one "
+                        "compilation per window shape (minutes), rounding within the oracle "
+                        "bounds, recorded in run.json; speed: bench/README.md (on the 2-core "
+                        "CPU measured no faster than eager; --onnx was)")
     p.add_argument("--resize", choices=("matlab", "opencv"), default="matlab",
                    help="image and score resizing: MATLAB's imresize (faithful) or OpenCV's")
     p.add_argument("--softmax", choices=SOFTMAX_MODES, default="stable",

@@ -152,9 +152,9 @@ def load(path, device="cpu", compile=False):
     """The ready model of a .pth in eval mode, with ``.meta``: PSPNet, or CaffeNet.
 
     ``compile=True``: its forward compiled for inference by `psp_torch.compiled.compile_model`
-    (torch.compile, inductor; faster, other rounding within the oracle bounds, the first call
-    of each input size compiles; raises `psp_torch.compiled.CompileUnavailable` where
-    torch.compile cannot run)."""
+    (torch.compile, inductor; other rounding within the oracle bounds, the first call of each
+    input size compiles; speed in bench/README.md; raises
+    `psp_torch.compiled.CompileUnavailable` where torch.compile cannot run)."""
     payload = read(path, device)
     kind = payload.get("kind")
     meta = dict(payload.get("meta") or {})
