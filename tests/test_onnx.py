@@ -1,5 +1,7 @@
-"""converter/export.py --onnx: the ONNX graph run by ONNX Runtime (CPU) against the faithful
-PyTorch forward, layer by layer and for whole nets at two input sizes; eval/run.py --onnx."""
+"""converter/export.py --onnx: the ONNX graph (the traced PSPNet.forward) run by ONNX Runtime
+(CPU) against the faithful PyTorch forward, layer by layer, for whole nets at two input sizes
+and for every PSPNetConfig variant (tests/variants.py) against the float64 forward;
+eval/run.py --onnx."""
 from __future__ import annotations
 
 import copy
@@ -13,15 +15,15 @@ import torch
 
 import oracle
 import psp_torch
+import variants
 from pspnet_caffe.converter.convert import convert
 from pspnet_caffe.converter.export import export_onnx_file, main as export_main
-from pspnet_caffe.converter.onnx_export import (OPSET, ave_pool_caffe, export_onnx,
-                                                interp_caffe, max_pool_caffe, meta_from_props)
+from pspnet_caffe.converter.onnx_export import OPSET, export_onnx, meta_from_props, onnx_graph
 from psp_torch.layers.interp import interp
 from psp_torch.layers.pooling import pool2d
+from psp_torch.pspnet import PSPNet
 
 NETS = {c.dir.name: c for c in oracle.cases("nets")}
-DYN = torch.export.Dim.DYNAMIC
 RTOL = 1e-4            # max |ORT - PyTorch| / max |output|, the issue's bound
 AGREE = 0.999          # argmax agreement
 
@@ -43,30 +45,28 @@ def _run(sess, x: torch.Tensor) -> np.ndarray:
 # ---------------------------------------------------------------- the Caffe layers as ONNX
 
 class _Layers(torch.nn.Module):
-    """Caffe MAX 3/2/1 ceil, AVE k=s=5, Interp back to the input size, on a dynamic size."""
+    """psp_torch's Caffe MAX 3/2/1 ceil, AVE k=s=5, Interp back to the input size."""
 
     def forward(self, x):
-        h, w = x.shape[-2:]
-        return max_pool_caffe(x, 3, 2, 1), ave_pool_caffe(x, 5), interp_caffe(x[:, :, ::3], h, w)
+        return (pool2d(x, "max", 3, 2, 1), pool2d(x, "ave", 5, 5, 0),
+                interp(x[:, :, ::3], x.shape[-2:]))
 
 
 @pytest.fixture(scope="module")
 def layers_session(tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "layers.onnx"
-    prog = torch.onnx.export(_Layers().eval(), (torch.zeros(2, 3, 12, 14),), None, dynamo=True,
-                             opset_version=OPSET, dynamic_shapes={"x": {0: DYN, 2: DYN, 3: DYN}},
-                             verbose=False)
-    prog.save(str(path))
+    onnx.save_model(onnx_graph(_Layers(), torch.zeros(2, 3, 12, 14)), str(path))
     return _session(path)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 12, 14), (1, 3, 7, 9), (1, 3, 4, 23), (3, 3, 26, 5),
                                    (1, 3, 2, 2)])
 def test_caffe_pooling_and_interp_in_onnx_are_psp_torch_layers(layers_session, shape):
-    """MAX pooling and Interp bit for bit; AVE pooling up to its summation order (ceil
-    windows, divisor of the clipped window, a window larger than the input included)."""
+    """The layers traced from one size (12x14): MAX pooling and Interp bit for bit; AVE
+    pooling up to its summation order (ceil windows, divisor of the clipped window, a
+    window larger than the input included)."""
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape))) * 10
-    mx, ave, up = layers_session.run(None, {"x": x.numpy()})
+    mx, ave, up = layers_session.run(None, {layers_session.get_inputs()[0].name: x.numpy()})
     h, w = shape[-2:]
     assert np.array_equal(mx, pool2d(x, "max", 3, 2, 1).numpy())
     ref = pool2d(x, "ave", 5, 5, 0).numpy()
@@ -191,6 +191,53 @@ def test_released_configuration_full_size_onnx_matches_pytorch(name, tmp_path):
         agree = float((o.argmax(1) == ref.argmax(1)).mean())
         print(f"{name} {shape}: |ORT-PyTorch| {dev:.3g}, argmax agreement {agree:.6f}")
         assert dev <= RTOL and agree >= AGREE
+
+
+# ---------------------------------------------------------------- every config variant
+
+FLOOR_RATIO = 1.5      # ORT's distance to the exact result / PyTorch fp32's (measured <= 1.2)
+VARIANT_BOUND = 1e-5   # and an absolute bound: a wrong graph is off by ~1e-2 (issue 16)
+
+
+def _calibrated(name: str) -> PSPNet:
+    """The variant, random weights (seed 0) and BN statistics that do not cancel out."""
+    torch.manual_seed(0)
+    model = PSPNet(variants.variant_config(name))
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", list(variants.VARIANTS))
+def test_every_config_variant_exports_and_matches_the_float64_forward(name, tmp_path):
+    """The traced forward of every PSPNetConfig the training CLI can build (MAX pyramid, no
+    reduction, bins (1,), none, aux head, depth 101 with the 3x3 stride), one graph, run by
+    ONNX Runtime at both sizes of tests/variants.py (batch 2 and 1) against the float64
+    forward with the same weights. Bound: float32 rounding, i.e. no farther from the exact
+    result than FLOOR_RATIO x the float32 PyTorch forward (measured <= 1.2), and <=
+    VARIANT_BOUND of the output scale."""
+    model = _calibrated(name)
+    path = export_onnx(model, tmp_path / f"{name}.onnx")
+    sess = _session(path)
+    exact = copy.deepcopy(model).double()
+    g = torch.Generator().manual_seed(2)
+    for batch, (h, w) in zip((2, 1), variants.SIZES):
+        x = torch.randn(batch, 3, h, w, generator=g) * 50
+        with torch.no_grad():
+            t32 = model(x).numpy()
+            t64 = exact(x.double()).numpy()
+        o = _run(sess, x)
+        assert o.shape == t32.shape == (batch, model.config.num_classes, h, w)
+        scale = np.abs(t64).max()
+        err, floor = np.abs(o - t64).max() / scale, np.abs(t32 - t64).max() / scale
+        agree = float((o.argmax(1) == t64.argmax(1)).mean())
+        print(f"{name} {tuple(x.shape)}: |ORT-fp64| {err:.3g}, |PyTorch-fp64| {floor:.3g}, "
+              f"|ORT-PyTorch| {np.abs(o - t32).max() / scale:.3g}, argmax agreement "
+              f"{agree:.6f}")
+        assert err <= FLOOR_RATIO * floor and err <= VARIANT_BOUND and agree >= AGREE
 
 
 # ---------------------------------------------------------------- eval/run.py --onnx

@@ -49,11 +49,11 @@ def pool_output_size(size, kernel, stride, pad, *, clip=None, ceil_mode=True):
     Caffe divides in float32: ``ceil(float(a) / float(s))`` with ``a = size + 2p - k``.
     Here it is the exact integer ``ceil_div(a, s)`` (floor: ``a // s``), the same
     value whenever ``|a| + s <= 2**24`` (required): both operands are then exact in
-    float32, and if ``a / s`` is not an integer ``q`` it lies at least ``1/s`` from
-    the next integer, farther than the half ulp of float32 there
-    (``(|q| + 1) * 2**-24 < (|a| + s) / s * 2**-24 <= 1/s``, ``q`` its integer part), so the rounded
-    quotient stays strictly between the same two integers and its ceil (floor) is
-    the exact one; an integer quotient is exact.
+    float32, and if ``a / s`` is not an integer it lies at least ``1/s`` from the
+    integers around it, farther than the half ulp of float32 there
+    (``(|q| + 1) * 2**-24 < (|a| + s) / s * 2**-24 <= 1/s``, ``q`` its integer part),
+    so the rounded quotient stays strictly between the same two integers and its
+    ceil (floor) is the exact one; an integer quotient is exact.
 
     Caffe's last-window rule (``if (out - 1) * s >= size + p: out -= 1``) is
     ``min(out, ceil_div(size + p, s))``: the rule removes exactly the windows that
@@ -70,10 +70,12 @@ def pool_output_size(size, kernel, stride, pad, *, clip=None, ceil_mode=True):
             lambda: f"pooling size {size} (kernel {kernel}, stride {stride}, pad {pad}) is "
                     f"past 2**24, where Caffe's float32 size arithmetic is not exact")
     out = (ceil_div(span, stride) if ceil_mode else span // stride) + 1
+    # out > 0, written on span: the `//` above then has a non-negative numerator
+    require(span > -stride if ceil_mode else span >= 0,
+            lambda: f"pooling kernel {kernel} stride {stride} pad {pad} on size {size} "
+                    f"gives {out} outputs")
     if (pad > 0 if clip is None else clip) and stride > kernel - pad:
         out = torch.sym_min(out, ceil_div(size + pad, stride))
-    require(out > 0, lambda: f"pooling kernel {kernel} stride {stride} pad {pad} on size "
-                             f"{size} gives {out} outputs")
     return out
 
 

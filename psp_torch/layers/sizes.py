@@ -40,8 +40,12 @@ def known_true(cond) -> bool:
 
 
 def ceil_div(a, b):
-    """Exact ceil(a / b) for integers (any sign of a, b > 0): -((-a) // b)."""
-    return -((-a) // b)
+    """ceil(a / b) for integers a > -b, b > 0, as ``(a + b - 1) // b``.
+
+    The numerator is then non-negative, where floor and truncating division agree:
+    a traced graph may run the ``//`` as ONNX's integer Div, which truncates.
+    """
+    return (a + b - 1) // b
 
 
 def size(v):
