@@ -17,6 +17,7 @@ max deviation from it (max |y - y_torch| / max |y_torch|).
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -33,16 +34,22 @@ FULL = ("pspnet50", 473, 5)
 QUICK = ("pspnet50", 233, 2)
 
 
-def engines(model, onnx_path: Path, threads: int) -> dict:
-    """name -> call(x: np.ndarray) -> np.ndarray, for the engines compared."""
+def ort_session(onnx_path: Path, threads: int):
+    """ONNX Runtime's CPU session of a file: `threads` intra-op threads, sequential, its
+    default graph optimisations (bench_forward.py's onnxruntime engine uses it too)."""
     import onnxruntime as ort
-    from psp_torch.fuse import fuse
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def engines(model, onnx_path: Path, threads: int) -> dict:
+    """name -> call(x: np.ndarray) -> np.ndarray, for the engines compared."""
+    from psp_torch.fuse import fuse
+    session = ort_session(onnx_path, threads)
     fused = fuse(model).eval()
 
     def torch_call(m):
@@ -69,6 +76,7 @@ def run(config: str = "pspnet50", size: int = 473, repeat: int = 5, threads: int
 
 
 def _run(model, config, size, repeat, log) -> dict:
+    from bench_forward import interleaved
     from pspnet_caffe.converter.onnx_export import OPSET, export_onnx
     threads = torch.get_num_threads()
     x = (torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 50).numpy()
@@ -82,13 +90,7 @@ def _run(model, config, size, repeat, log) -> dict:
         ref = calls["pytorch"](x)
         dev = {name: float(np.abs(call(x) - ref).max() / np.abs(ref).max())
                for name, call in calls.items()}
-        times = {name: [] for name in calls}
-        for r in range(repeat):
-            log(f"round {r + 1}/{repeat}")
-            for name, call in calls.items():
-                t0 = time.perf_counter()
-                call(x)
-                times[name].append(time.perf_counter() - t0)
+        times = interleaved({n: functools.partial(c, x) for n, c in calls.items()}, repeat, log)
     base = statistics.median(times["pytorch"])
     rows = [{"engine": n, "s_per_img": statistics.median(t), "best": min(t),
              "ratio": statistics.median(t) / base, "max_dev": dev[n]} for n, t in times.items()]

@@ -67,6 +67,7 @@ class Settings:
     precision: str = "fp32"     # "fp32" | "bf16" | "fp16"
     softmax: str = "stable"     # "stable" | "matlab" (caffe_process.m's float32 exp, NaN path)
     stride_rate: float = STRIDE_RATE    # window stride = ceil(crop * stride_rate)
+    compile: bool = False       # the network compiled (psp_torch.compiled): other rounding
 
 
 SOFTMAX_MODES = ("stable", "matlab")

@@ -11,7 +11,9 @@ exactly those facts:
                  prediction (batch: how many windows share a network call), with the device
                  reduced to its kind (cpu / cuda: float summation differs between them)}
 
-`model.from` is informative (a moved file is the same model); everything else must match.
+`model.from` is informative (a moved file is the same model); everything else must match. A
+record written before a setting existed reads as that setting's default (e.g. ``compile``:
+false), so older run folders stay resumable by the runs that made them.
 """
 from __future__ import annotations
 
@@ -21,9 +23,13 @@ from pathlib import Path, PurePath
 
 from psp_torch.io import atomic_write
 
+from .protocol import Settings
+
 FORMAT = "pspnet_caffe.eval.run/1"
 NAME = "run.json"
 NOT_PREDICTIVE = ("batch",)        # Settings fields that never change a prediction
+DEFAULTS = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(Settings)
+                                  if f.default is not dataclasses.MISSING}))
 
 
 class RecordMismatch(ValueError):
@@ -64,13 +70,23 @@ def differences(saved: dict, current: dict) -> list[str]:
             elif key != "model.from":
                 out[key] = v
         return out
-    a, b = flat(saved), flat(current)
+    a, b = flat(_with_defaults(saved, current)), flat(current)
     lines = []
     for key in sorted(set(a) | set(b)):
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             lines.append(f"{key}: saved {_short(a.get(key, '<absent>'))}, "
                          f"now {_short(b.get(key, '<absent>'))}")
     return lines
+
+
+def _with_defaults(saved: dict, current: dict) -> dict:
+    """`saved` with the settings it lacks (written before they existed) at their defaults."""
+    settings = saved.get("settings")
+    if not isinstance(settings, dict):
+        return saved
+    missing = {k: DEFAULTS[k] for k in current.get("settings", {})
+               if k not in settings and k in DEFAULTS}
+    return {**saved, "settings": {**settings, **missing}}
 
 
 def _short(v) -> str:

@@ -36,6 +36,7 @@ from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, 
                                         segment, segment_counted)  # noqa: F401 (tests patch)
 from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
 from psp_torch import cli, datasets, runtime
+from psp_torch.compiled import compile_model, compile_problem
 from psp_torch.datasets import listfile
 from psp_torch.digest import file_sha256, state_sha256
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
@@ -80,6 +81,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="windows (and mirrors) per net call")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="arithmetic of the network (fp32 is the faithful one; bf16/fp16 autocast)")
+    p.add_argument("--compile", action="store_true",
+                   help="run the network compiled by torch.compile (inductor, psp_torch.compiled): one "
+                        "compilation per window shape (minutes), rounding within the oracle "
+                        "bounds, recorded in run.json; speed: bench/README.md (on the 2-core "
+                        "CPU measured no faster than eager; --onnx was)")
     p.add_argument("--resize", choices=("matlab", "opencv"), default="matlab",
                    help="image and score resizing: MATLAB's imresize (faithful) or OpenCV's")
     p.add_argument("--softmax", choices=SOFTMAX_MODES, default="stable",
@@ -103,6 +109,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.onnx and args.precision != "fp32":
         p.error(f"--onnx runs the graph as exported (fp32); --precision {args.precision} "
                 f"does not apply")
+    if args.onnx and args.compile:
+        p.error("--onnx runs the graph in ONNX Runtime; --compile applies to torch models")
+    if args.compile:
+        problem = compile_problem(args.device)
+        if problem:
+            p.error(f"--compile: {problem}")
     if args.num_classes is not None and args.num_classes > 255:
         p.error("--num-classes must be in 1..255")
     if args.num_classes is not None and not (args.list or args.image):
@@ -118,7 +130,8 @@ def load_model(args) -> torch.nn.Module:
     if args.model:
         mod, _, fn = args.model.partition(":")
         model = getattr(importlib.import_module(mod), fn)()
-        return model.to(args.device).eval()
+        model = model.to(args.device).eval()
+        return compile_model(model) if args.compile else model
     if args.onnx:
         if not Path(args.onnx).is_file():
             raise FileNotFoundError(2, "no such model file", str(args.onnx))
@@ -129,7 +142,7 @@ def load_model(args) -> torch.nn.Module:
         raise IsADirectoryError(21, "is a folder, not a model file (.pth)", str(args.weights))
     if not Path(args.weights).is_file():
         raise FileNotFoundError(2, "no such model file", str(args.weights))
-    return psp_torch.load(args.weights, device=args.device)
+    return psp_torch.load(args.weights, device=args.device, compile=args.compile)
 
 
 def custom_names(args, meta: dict) -> list[str]:
@@ -177,7 +190,7 @@ def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
         mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
         scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
         device=args.device, precision=args.precision, softmax=args.softmax,
-        stride_rate=defaults.stride_rate)
+        stride_rate=defaults.stride_rate, compile=args.compile)
     return dataset, settings, preset
 
 
@@ -423,7 +436,8 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
                          "resize": settings.resize, "crop_size": settings.crop_size,
                          "base_size": settings.base_size, "mean_rgb": list(settings.mean_rgb),
                          "precision": settings.precision, "softmax": settings.softmax,
-                         "stride_rate": settings.stride_rate},
+                         "stride_rate": settings.stride_rate,
+                         "compile": settings.compile},
             "softmax": softmax_info}
     res = build_results(total, args.names, info, reference, reason)
     write_results(out, res)

@@ -35,6 +35,8 @@ from .devices import check_device
 from .pspnet import PSPNet
 from .safetensors_file import SUFFIX, decode, encode, is_safetensors
 
+from .compiled import compile_model
+
 FORMAT = "psp_torch.pth/1"
 
 
@@ -150,8 +152,13 @@ def read(path, device="cpu") -> dict:
     return payload
 
 
-def load(path, device="cpu"):
-    """The ready model of a .pth in eval mode, with ``.meta``: PSPNet, or CaffeNet."""
+def load(path, device="cpu", compile=False):
+    """The ready model of a .pth in eval mode, with ``.meta``: PSPNet, or CaffeNet.
+
+    ``compile=True``: its forward compiled for inference by `psp_torch.compiled.compile_model`
+    (torch.compile, inductor; other rounding within the oracle bounds, the first call of each
+    input size compiles; speed in bench/README.md; raises
+    `psp_torch.compiled.CompileUnavailable` where torch.compile cannot run)."""
     payload = read(path, device)
     kind = payload.get("kind")
     meta = dict(payload.get("meta") or {})
@@ -168,4 +175,7 @@ def load(path, device="cpu"):
         model.meta = meta
     else:
         raise ModelFileError(f"{path}: unknown model kind {kind!r}")
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if compile:
+        compile_model(model)
+    return model

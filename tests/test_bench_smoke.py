@@ -172,3 +172,34 @@ def test_run_py_reports_missing_and_skipped_benches(capsys):
         assert bench_run.main(["--only", "gpu"]) == 0
         out = capsys.readouterr().out
         assert "skipped: " in out and "no CUDA device" in out
+
+
+def test_bench_forward_engines_rows(monkeypatch):
+    """The engines table has a row per engine (default engines, bf16 ones where the CPU does
+    bf16 fast, else a 'skipped' row), each with its deviation from the float64 forward; an
+    engine that cannot be prepared is its row with the one-line reason. The compiler is a
+    stand-in here (compiling is tests/test_compiled.py's, and slow)."""
+    import psp_torch.compiled
+    monkeypatch.setattr(psp_torch.compiled, "compile_model", lambda model, **k: model)
+
+    def no_export(*a, **k):
+        raise RuntimeError("exporter unavailable (test)\nsecond line")
+    monkeypatch.setattr(bench_forward, "_onnx_engine", no_export)
+    res = bench_forward.run_engines(specs=("pspnet50slim:33",), rounds=1, mm_n=128,
+                                    log=lambda *a: None)
+    rows = {r["engine"]: r for r in res["rows"]}
+    assert set(rows) == set(bench_forward.DEFAULT_ENGINES)
+    assert rows["onnxruntime"]["error"] == "RuntimeError: exporter unavailable (test)"
+    timed = [r for r in rows.values() if "error" not in r]
+    assert {"eager", "fuse", "compiled"} <= {r["engine"] for r in timed}
+    assert rows["eager"]["x_eager"] == 1.0
+    for e in ("eager", "fuse", "compiled"):
+        assert 0 < rows[e]["max_dev"] < 1e-5 and rows[e]["argmax"] > 0.99, rows[e]
+    if "error" not in rows["bf16"]:
+        assert 1e-5 < rows["bf16"]["max_dev"] < 0.1
+    else:
+        assert rows["bf16"]["error"].startswith("skipped: ")
+    assert all(r["roofline"] > 0 and r["rounds"] == 1 for r in timed)
+    text = bench_forward.report_engines(res)
+    assert text.count("| pspnet50slim@33 |") == len(bench_forward.DEFAULT_ENGINES)
+    assert "exporter unavailable (test)" in text and "second line" not in text
