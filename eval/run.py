@@ -41,6 +41,11 @@ from psp_torch.datasets import listfile
 from psp_torch.digest import file_sha256, state_sha256
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
 
+# results.json's "settings": every protocol setting (derived from `Settings`, so a new one is
+# reported without an edit here) except the class count (the table has it) and where and in
+# how many windows per call the network ran (batch, device; run.json records the device kind)
+RESULT_EXEMPT = ("num_classes", "batch", "device")
+
 
 def _scales(text: str) -> tuple:
     """--scales: comma-separated numbers > 0."""
@@ -432,12 +437,7 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
         return 0
     info = {"dataset": dataset, "split": split, "images": len(items),
             "model": getattr(model, "meta", {}).get("name"), "model_sha256": model_sha,
-            "settings": {"scales": list(settings.scales), "flip": settings.flip,
-                         "resize": settings.resize, "crop_size": settings.crop_size,
-                         "base_size": settings.base_size, "mean_rgb": list(settings.mean_rgb),
-                         "precision": settings.precision, "softmax": settings.softmax,
-                         "stride_rate": settings.stride_rate,
-                         "compile": settings.compile},
+            "settings": record.identity_fields(settings, RESULT_EXEMPT),
             "softmax": softmax_info}
     res = build_results(total, args.names, info, reference, reason)
     write_results(out, res)
