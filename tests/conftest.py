@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from pspnet_caffe.converter.convert import convert
+
 ROOT = Path(__file__).resolve().parent.parent   # the project is imported as installed
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
@@ -23,3 +25,17 @@ except ImportError:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+def slim_voc_training(folder: Path) -> tuple[Path, Path]:
+    """(folder, slim.pth): the oracle's slim PSPNet50 converted into `folder`, and
+    folder/list.txt listing every VOC sample image with its label (the training CLI's tiny
+    one's-own dataset: 21 classes)."""
+    samples = DATA / "samples" / "VOC2012"
+    slim_dir = DATA / "oracle" / "nets" / "pspnet50_ade20k_slim"
+    slim = convert(slim_dir / "weights.caffemodel", slim_dir / "deploy.prototxt",
+                   out=folder / "slim.pth", log=lambda *a: None)
+    (folder / "list.txt").write_text(
+        "".join(f"JPEGImages/{p.stem}.jpg SegmentationClass/{p.stem}.png\n"
+                for p in sorted((samples / "JPEGImages").glob("*.jpg"))))
+    return folder, slim

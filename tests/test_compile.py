@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import variants
-from psp_torch.pspnet import PSPNet
 from psp_torch.tracing import export_program
 
 # compiled's distance to the exact (float64) result / eager float32's: measured 2.5-2.6 (7.5e-7
@@ -24,18 +23,6 @@ from psp_torch.tracing import export_program
 # tracing (an Interp source row, a pooling window) is ~1e-2 (issue 16), far above COMPILED_BOUND.
 FLOOR_RATIO = 4.0
 COMPILED_BOUND = 1e-5
-
-
-def _model(name: str = "release") -> PSPNet:
-    """The slim variant with random weights (seed 0) and BN statistics that do not cancel."""
-    torch.manual_seed(0)
-    model = PSPNet(variants.variant_config(name))
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
-    return model.eval()
 
 
 def _inputs():
@@ -49,7 +36,7 @@ def test_export_with_dynamic_sizes_is_the_eager_forward(name):
     """One program traced at the crop size runs at both sizes (and batch 2 and 1) and gives
     the eager output bit for bit: the same aten operators, the Caffe arithmetic computed
     from the symbolic sizes (a program that froze them would give other shapes)."""
-    model = _model(name)
+    model = variants.calibrated_model(name)
     program = export_program(model)
     for x in _inputs():
         with torch.no_grad():
@@ -60,7 +47,7 @@ def test_export_with_dynamic_sizes_is_the_eager_forward(name):
 
 def test_export_records_blobs_only_in_eager():
     """forward_blobs is the forward with a blob dict: the exported program has no dict."""
-    model = _model()
+    model = variants.calibrated_model()
     x = _inputs()[1]
     with torch.no_grad():
         blobs = model.forward_blobs(x)
@@ -73,7 +60,7 @@ def test_compiled_forward_is_eager_within_float32_rounding():
     """torch.compile (inductor, CPU) at both sizes (a recompile for the second): no farther
     from the float64 forward than FLOOR_RATIO x the eager float32 forward is, and within
     COMPILED_BOUND of the output scale (float32 rounding; see FLOOR_RATIO)."""
-    model = _model()
+    model = variants.calibrated_model()
     exact = copy.deepcopy(model).double()
     compiled = torch.compile(model)
     errs = []

@@ -21,7 +21,6 @@ from pspnet_caffe.converter.export import export_onnx_file, main as export_main
 from pspnet_caffe.converter.onnx_export import OPSET, export_onnx, meta_from_props, onnx_graph
 from psp_torch.layers.interp import interp
 from psp_torch.layers.pooling import pool2d
-from psp_torch.pspnet import PSPNet
 
 NETS = {c.dir.name: c for c in oracle.cases("nets")}
 RTOL = 1e-4            # max |ORT - PyTorch| / max |output|, the issue's bound
@@ -199,18 +198,6 @@ FLOOR_RATIO = 1.5      # ORT's distance to the exact result / PyTorch fp32's (me
 VARIANT_BOUND = 1e-5   # and an absolute bound: a wrong graph is off by ~1e-2 (issue 16)
 
 
-def _calibrated(name: str) -> PSPNet:
-    """The variant, random weights (seed 0) and BN statistics that do not cancel out."""
-    torch.manual_seed(0)
-    model = PSPNet(variants.variant_config(name))
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
-    return model.eval()
-
-
 @pytest.mark.parametrize("name", list(variants.VARIANTS))
 def test_every_config_variant_exports_and_matches_the_float64_forward(name, tmp_path):
     """The traced forward of every PSPNetConfig the training CLI can build (MAX pyramid, no
@@ -219,7 +206,7 @@ def test_every_config_variant_exports_and_matches_the_float64_forward(name, tmp_
     forward with the same weights. Bound: float32 rounding, i.e. no farther from the exact
     result than FLOOR_RATIO x the float32 PyTorch forward (measured <= 1.2), and <=
     VARIANT_BOUND of the output scale."""
-    model = _calibrated(name)
+    model = variants.calibrated_model(name)
     path = export_onnx(model, tmp_path / f"{name}.onnx")
     sess = _session(path)
     exact = copy.deepcopy(model).double()
@@ -246,7 +233,7 @@ def test_export_cli_onnx_failure_is_one_line_and_writes_nothing(tmp_path, capsys
     from psp_torch.io import save_pspnet
     from pspnet_caffe.converter import onnx_export
 
-    pth = save_pspnet(_calibrated("max_pool"), tmp_path / "m.pth")
+    pth = save_pspnet(variants.calibrated_model("max_pool"), tmp_path / "m.pth")
 
     def fails(*_):
         raise RuntimeError("the exporter's first line\n  and its pages of trace")

@@ -21,23 +21,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from pspnet_caffe.converter.convert import convert
+from conftest import slim_voc_training
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "data" / "samples" / "VOC2012"
-SLIM = ROOT / "tests" / "data" / "oracle" / "nets" / "pspnet50_ade20k_slim"
 HANG = 600      # seconds, only against a hang
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dist")
-    slim = convert(SLIM / "weights.caffemodel", SLIM / "deploy.prototxt", out=d / "slim.pth",
-                   log=lambda *a: None)
-    (d / "list.txt").write_text(
-        "".join(f"JPEGImages/{p.stem}.jpg SegmentationClass/{p.stem}.png\n"
-                for p in sorted((SAMPLES / "JPEGImages").glob("*.jpg"))))
-    return d, slim
+    return slim_voc_training(tmp_path_factory.mktemp("dist"))
 
 
 def _train(setup, out, *extra, procs=1):

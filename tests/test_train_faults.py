@@ -21,15 +21,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import slim_voc_training
 from psp_torch.runtime import elastic_store
-from pspnet_caffe.converter.convert import convert
 from pspnet_caffe.train import checkpoint as ck
 from pspnet_caffe.train import faults as F
 from pspnet_caffe.train import run as train_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "data" / "samples" / "VOC2012"
-SLIM = ROOT / "tests" / "data" / "oracle" / "nets" / "pspnet50_ade20k_slim"
 RUN = ROOT / "train" / "run.py"
 HANG = 900      # seconds, only against a hang
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -49,13 +48,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    d = tmp_path_factory.mktemp("faults")
-    slim = convert(SLIM / "weights.caffemodel", SLIM / "deploy.prototxt", out=d / "slim.pth",
-                   log=lambda *a: None)
-    (d / "list.txt").write_text(
-        "".join(f"JPEGImages/{p.stem}.jpg SegmentationClass/{p.stem}.png\n"
-                for p in sorted((SAMPLES / "JPEGImages").glob("*.jpg"))))
-    return d, slim
+    return slim_voc_training(tmp_path_factory.mktemp("faults"))
 
 
 def _args(setup, out, *extra):
