@@ -60,3 +60,13 @@ def test_dialects_number_fields_like_their_caffe():
             ("height", "width", "zoom_factor", "shrink_factor", "pad_beg", "pad_end")] == [1, 2, 3, 4, 5, 6]
     assert pb.BNParameter().eps == pytest.approx(1e-5)
     assert _number(pb.BlobProto, "double_data") == 8 and _number(pb.BlobProto, "shape") == 7
+
+
+def test_printable_escapes_what_a_terminal_would_obey():
+    from caffe_proto.printable import printable
+    assert printable("conv5_3_pool1") == "conv5_3_pool1"
+    assert printable("déjà 街") == "déjà 街"
+    shown = printable("a\x1b[2Jb\nerror: forged\u202e")
+    assert "\x1b" not in shown and "\n" not in shown and "\u202e" not in shown
+    assert shown == "a\\x1b[2Jb\\nerror: forged\\u202e"
+    assert printable("x" * 500) == "x" * 200 + "... (300 more characters)"
