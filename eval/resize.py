@@ -78,18 +78,25 @@ def _apply_taps(x: torch.Tensor, dim: int, w: np.ndarray, idx: np.ndarray) -> to
     index = torch.from_numpy(idx).to(x.device)
     if w.shape[1] == 1 and np.all(w == 1):
         return x.index_select(dim, index[:, 0])
-    shape = (w.shape[0], 1) if dim == -2 else (w.shape[0],)
+    # the axis is moved to the front, so that gathering a tap copies whole contiguous slices
+    xt = x.movedim(dim, 0)
+    shape = (w.shape[0],) + (1,) * (x.dim() - 1)
     weights = torch.from_numpy(w).to(x.device)
-    # taps gathered in x's own dtype, then widened: the same values as widening all of x first,
-    # without a float64 copy of the whole input (a 10000 x 10000 image: 800 MB a channel)
-    acc = x.index_select(dim, index[:, 0]).to(torch.float64).mul_(weights[:, 0].reshape(shape))
+    # widening is exact, so it may come before or after the gathering: enlarging, the (smaller)
+    # input is widened once; shrinking, each tap is gathered in x's own dtype and widened (no
+    # float64 copy of a whole big input: a 10000 x 10000 image is 800 MB a channel)
+    src = xt.to(torch.float64) if x.shape[dim] < w.shape[0] else xt
+    src = src.contiguous()
+    acc = src.index_select(0, index[:, 0]).to(torch.float64).mul_(weights[:, 0].reshape(shape))
     for k in range(1, w.shape[1]):
         # product rounded, then added (no fused multiply-add), tap by tap as MATLAB's loop
-        acc.add_(x.index_select(dim, index[:, k]).to(torch.float64)
+        acc.add_(src.index_select(0, index[:, k]).to(torch.float64)
                  .mul_(weights[:, k].reshape(shape)))
     if x.dtype == torch.uint8:  # weights and pixels are >= 0: half away = floor(v + 0.5)
-        return acc.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
-    return acc.to(x.dtype)
+        acc = acc.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+    else:
+        acc = acc.to(x.dtype)
+    return acc.movedim(0, dim)       # a view: the next pass or the caller lays it out
 
 
 def _resize_planes(planes: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
@@ -119,7 +126,7 @@ def imresize(a, size: tuple[int, int], method: str = "matlab", channels_first: b
     if method == "opencv":
         out = _opencv(t, rows, cols, channels_first)
     elif t.dim() == 2:
-        out = _resize_planes(t, rows, cols)
+        out = _resize_planes(t, rows, cols).contiguous()
     else:
         chw = t if channels_first else t.permute(2, 0, 1)
         biggest = max(chw.shape[1], rows) * max(chw.shape[2], cols)
@@ -178,13 +185,14 @@ class RowsOfResize:
         row_w, row_idx = self.row_w[r0:r1], self.row_idx[r0:r1] - lo
         biggest = max(hi - lo, r1 - r0) * max(self.in_cols, self.cols)
         group = max(1, _CHUNK_ELEMENTS // biggest)
-        out = []
-        for chunk in a[:, lo:hi].split(group):
+        out = torch.empty((a.shape[0], r1 - r0, self.cols), dtype=a.dtype, device=a.device)
+        for c0 in range(0, a.shape[0], group):
+            chunk = a[c0:c0 + group, lo:hi]
             if self.rows_first:
                 chunk = _apply_taps(chunk, -2, row_w, row_idx)
                 chunk = _apply_taps(chunk, -1, self.col_w, self.col_idx)
             else:
                 chunk = _apply_taps(chunk, -1, self.col_w, self.col_idx)
                 chunk = _apply_taps(chunk, -2, row_w, row_idx)
-            out.append(chunk)
-        return torch.cat(out)
+            out[c0:c0 + group] = chunk
+        return out
