@@ -21,6 +21,8 @@ set, and the labels.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -49,11 +51,12 @@ def wants_strips(num_classes: int, rows: int, cols: int, resize: str = "matlab")
 
 def segment_in_strips(model: Model, image: np.ndarray, settings: Settings,
                       strip_rows: int | None = None,
-                      scaled: list[np.ndarray] | None = None
+                      scaled: list[np.ndarray] | None = None,
+                      progress: Callable[[int], None] | None = None
                       ) -> tuple[np.ndarray, SoftmaxCounts]:
     """(labels (H, W), SoftmaxCounts) of one RGB uint8 image, equal to
     ``predict(segment_counted(...)[0])`` and its counts. strip_rows: output rows per strip
-    (default: `strip_height`)."""
+    (default: `strip_height`); progress: called with the rows done after each strip."""
     if settings.resize != "matlab":
         raise ValueError(f"strips need resize 'matlab' (separable); got {settings.resize!r}")
     if scaled is None:
@@ -87,6 +90,8 @@ def segment_in_strips(model: Model, image: np.ndarray, settings: Settings,
         nan_pixels += int(nan.sum())
         altered_pixels += int(altered.sum())
         labels[r0:r1] = predict(total / len(maps))
+        if progress:
+            progress(r1)
     counts = SoftmaxCounts(nan_pixels, altered_pixels, int(nan_pixels + altered_pixels > 0), 1)
     return labels, counts
 

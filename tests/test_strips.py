@@ -69,8 +69,11 @@ def test_strips_follow_matlab_softmax_nan_and_counts(softmax):
     assert counts.nan_pixels > 0
     if softmax == "matlab":
         assert torch.isnan(probs).any()
-    labels, strip_counts = segment_in_strips(model, img, settings, strip_rows=5)
+    done = []
+    labels, strip_counts = segment_in_strips(model, img, settings, strip_rows=5,
+                                             progress=done.append)
     assert np.array_equal(labels, predict(probs)) and strip_counts == counts
+    assert done == [5, 10, 15, 20, 25, 26]
 
 
 def test_no_flip_and_single_window():
