@@ -36,7 +36,7 @@ from caffe_proto import CaffeFormatError, load_prototxt
 from psp_torch import cli
 from psp_torch.caffe.deploy import deploy_net
 from psp_torch.caffe.graph import CaffeNet
-from psp_torch.caffe.read_config import NotAPSPNet, aux_width_of, config_from_net
+from psp_torch.caffe.read_config import NotAPSPNet, config_from_net, with_aux_of
 from psp_torch.caffe.weights import WeightMismatch, state_dict_from_caffe, weights_net
 from psp_torch.config import PSPNetConfig
 from psp_torch.digest import file_sha256
@@ -270,9 +270,7 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
             payload = _caffenet_payload(dnet, text, wnet, source, sha, log, allow_missing)
             config = None
         else:
-            aux = aux_width_of(wnet)
-            if aux:
-                config = config.with_aux(aux)
+            config = with_aux_of(config, wnet)
             payload = _pspnet_payload(config, wnet, source, sha, "prototxt", log)
     else:
         if not any(l.blobs for l in wnet.layers):

@@ -17,7 +17,8 @@ from torch import nn
 import psp_torch
 from conftest import DATA
 from psp_torch.batchnorm2d import BatchNorm2d
-from psp_torch.config import PSPNetConfig, config_from_net, preset_config
+from psp_torch.caffe.read_config import config_from_net
+from psp_torch.config import PSPNetConfig, preset_config
 from psp_torch.io import save_pspnet
 from psp_torch.preprocess import preprocess
 from psp_torch.presets import BLOCKS, MULTIPLIERS, RECIPES
