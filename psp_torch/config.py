@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from .presets import BLOCKS, PRESETS
+from .presets import BLOCKS, DROPOUT, PRESETS
 
 DEFAULT_DILATIONS = (1, 1, 2, 4)
 STAGES = (2, 3, 4, 5)           # the residual stages conv2 .. conv5
@@ -65,7 +65,7 @@ class PSPNetConfig:
     head_width: int = 512
     aux_width: int = 0
     bn_eps: float = 1e-5
-    dropout: float = 0.1
+    dropout: float = DROPOUT
     pool: str = "ave"
     reduction: bool = True
     aux_after: str = "conv4"

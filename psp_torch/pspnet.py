@@ -25,13 +25,16 @@ Structure (names as in the deploy prototxts, state_dict keys in `psp_torch.caffe
   Caffe would return ``(feat - 1) * 8 + 1`` pixels; here the output always has the
   input's size (corner-aligned Interp to (H, W)).
 * aux head (training only, when the config has one): conv4_24 3x3 (pad 1) + BN +
-  ReLU + dropout 0.1 + conv6_1 1x1 with bias, on the last stage-4 block.
+  ReLU + dropout 0.1 + conv6_1 1x1 with bias, on the block ``config.aux_after`` names
+  (default: the last stage-4 block, as the release).
 
-The structure is written once, in the modules' forwards: ``forward(x, blobs)`` with
-a dict records every top under its deploy-prototxt name as it goes
-(`PSPNet.forward_blobs`), and the same forward, shape arithmetic included
-(`psp_torch.layers.pooling`, `psp_torch.layers.interp`: symbolic sizes), is what
-torch.export, torch.compile and the ONNX exporter trace.
+The structure is written once, in the blocks: each one's forward, and next to it its
+``caffe_layers`` (the Caffe layers it is, from which `psp_torch.caffe` derives the layer
+list, the names <-> state_dict keys, the deploy prototxt and reading a config off a
+Caffe net). ``forward(x, blobs)`` with a dict records every top under its
+deploy-prototxt name as it goes (`PSPNet.forward_blobs`), and the same forward, shape
+arithmetic included (`psp_torch.layers.pooling`, `psp_torch.layers.interp`: symbolic
+sizes), is what torch.export, torch.compile and the ONNX exporter trace.
 
 BN is `psp_torch.batchnorm2d.BatchNorm2d` (an `nn.BatchNorm2d`) with the file's eps
 (default 1e-5): in eval mode it computes Caffe's frozen BN,
@@ -42,7 +45,8 @@ statistics when frozen (`pspnet_caffe.train.bn.freeze_bn`).
 The paper's experiments are config fields: ``bins`` (``()`` = the dilated-FCN
 baseline: conv5_4 directly on conv5_3), ``pool`` ("ave" | "max"), ``reduction``
 (the 1x1 dimension reduction; without it the pooled maps are upsampled and
-concatenated as they are), ``aux_width`` (0 = no aux head), ``blocks`` (depth).
+concatenated as they are), ``aux_width`` (0 = no aux head), ``aux_after`` (where it
+reads), ``blocks`` (depth).
 """
 from __future__ import annotations
 

@@ -1,11 +1,14 @@
-"""The Caffe layers of a PSPNet, in deploy-prototxt order: the one description of the
-network that the Caffe side derives everything from.
+"""The Caffe layers of a PSPNet, in deploy-prototxt order, collected from the model itself.
 
-`caffe_layers(config)` lists every layer the release's deploy net has for a
-`PSPNetConfig`: name, type, bottoms, tops, the parameters the prototxt states, and the
-`PSPNet` module that holds its weights. `psp_torch.caffe.deploy` writes it as a
-prototxt, `psp_torch.caffe.names` maps its weighted layers to state_dict keys, so the
-two cannot disagree. The layout (names as in the authors' files):
+Each block of `psp_torch.pspnet` declares its Caffe layers next to its forward
+(``caffe_layers(net, ...)``, naming them and the modules that compute them);
+`caffe_layers(config)` builds the `PSPNet` on the meta device and collects them with a
+`LayerCollector`, which reads every number (widths, kernels, strides, pads, dilations,
+bias, the lr roles) off the modules: name, type, bottoms, tops, the parameters the
+prototxt states, and the `PSPNet` module that holds the weights. `psp_torch.caffe.deploy`
+writes the list as a prototxt, `psp_torch.caffe.names` maps its weighted layers to
+state_dict keys, so neither can disagree with the forward. The layout it gives (names as
+in the authors' files):
 
     conv1_1_3x3_s2 (s2), conv1_2_3x3, conv1_3_3x3     conv + /bn + /relu      stem.convK / stem.bnK
     pool1_3x3_s2                                      MAX 3/2/1 (ceil)
@@ -21,6 +24,7 @@ two cannot disagree. The layout (names as in the authors' files):
 
 Stage s = 2..5 has ``config.blocks[s - 2]`` blocks; the stage-3 stride sits on
 conv3_1_1x1_reduce (``stride_on_reduce``) or conv3_1_3x3, and on conv3_1_1x1_proj.
+conv4_24 reads the block `PSPNetConfig.aux_after` names (the release: stage 4's last).
 The pyramid's Interp sizes and the input shape hold for one input size (the crop by
 default): `caffe_layers(config, input_size=(H, W))` gives the net for another one.
 """
