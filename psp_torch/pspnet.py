@@ -36,11 +36,11 @@ deploy-prototxt name as it goes (`PSPNet.forward_blobs`), and the same forward, 
 arithmetic included (`psp_torch.layers.pooling`, `psp_torch.layers.interp`: symbolic
 sizes), is what torch.export, torch.compile and the ONNX exporter trace.
 
-BN is `psp_torch.batchnorm2d.BatchNorm2d` (an `nn.BatchNorm2d`) with the file's eps
+BN is `psp_torch.pspnet_bn.BatchNorm2d` (an `nn.BatchNorm2d`) with the file's eps
 (default 1e-5): in eval mode it computes Caffe's frozen BN,
 ``slope * (x - mean) / sqrt(var + eps) + bias``; in train mode the fork's TRAIN BN
 (batch statistics, biased moving average with momentum 0.95), or the stored
-statistics when frozen (`pspnet_caffe.train.bn.freeze_bn`).
+statistics when frozen (`pspnet_caffe.train.bn_statistics.freeze_bn`).
 
 The paper's experiments are config fields: ``bins`` (``()`` = the dilated-FCN
 baseline: conv5_4 directly on conv5_3), ``pool`` ("ave" | "max"), ``reduction``
@@ -53,7 +53,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .batchnorm2d import BatchNorm2d
+from .pspnet_bn import BatchNorm2d
 from .config import PSPNetConfig, preset_config
 from .fuse import fuse as fused_copy
 from .layers.interp import interp

@@ -30,7 +30,7 @@ import torch
 
 from conftest import DATA
 from pspnet_caffe.converter.convert import convert
-from pspnet_caffe.train.bn import freeze_bn
+from pspnet_caffe.train.bn_statistics import freeze_bn
 from pspnet_caffe.train.init import model_from_file
 from pspnet_caffe.train.optim import make_optimizer
 from pspnet_caffe.train.step import train_step
