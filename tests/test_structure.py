@@ -16,7 +16,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from caffe_proto import load_prototxt, net_to_prototxt
+import hostile
+from caffe_proto import load_prototxt, net_to_prototxt, save_caffemodel
 from psp_torch.caffe.deploy import deploy_net
 from psp_torch.caffe.names import layer_keys
 from psp_torch.caffe.read_config import NotAPSPNet, config_from_net
@@ -24,6 +25,7 @@ from psp_torch.caffe.structure import caffe_layers
 from psp_torch.config import PSPNetConfig
 from psp_torch.presets import MULTIPLIERS
 from psp_torch.pspnet import AuxHead, PSPNet
+from pspnet_caffe.converter.synthetic import random_pspnet, released_style_net
 from pspnet_caffe.train.optim import param_groups
 from variants import SLIM
 
@@ -99,3 +101,20 @@ def test_a_moved_aux_head_changes_only_the_aux_layers():
     assert [layer for layer in a if not layer.aux] == [layer for layer in b if not layer.aux]
     assert [layer.bottom for layer in a if layer.aux][0] == ("conv4_6",)
     assert [layer.bottom for layer in b if layer.aux][0] == ("conv3_4",)
+
+
+def test_a_caffemodel_whose_aux_head_reads_no_block_is_one_error_line(tmp_path):
+    """conv4_24 reading something other than a residual block's output: convert.py names the
+    file, the layer and what it reads, in one line, and writes nothing."""
+    config = PSPNetConfig(**AUX)
+    model = random_pspnet(config)
+    net = released_style_net(config, model.state_dict())
+    (aux,) = [layer for layer in net.layers if layer.name == AuxHead.NAME]
+    aux.bottom[:] = ["conv5_3_concat"]
+    del aux.param.bottom[:]
+    aux.param.bottom.append("conv5_3_concat")
+    bad = tmp_path / "moved.caffemodel"
+    save_caffemodel(net, bad)
+    r = hostile.run(["converter/convert.py", bad, "-o", tmp_path / "out.pth"], cwd=tmp_path)
+    hostile.assert_one_line(r, bad.name, AuxHead.NAME, "conv5_3_concat")
+    assert not (tmp_path / "out.pth").exists()
