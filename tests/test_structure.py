@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import hostile
-from caffe_proto import load_prototxt, net_to_prototxt, save_caffemodel
+from caffe_proto import load_prototxt, load_weights, net_to_prototxt, save_caffemodel
+from conftest import DATA
 from psp_torch.caffe.deploy import deploy_net
 from psp_torch.caffe.names import layer_keys
 from psp_torch.caffe.read_config import NotAPSPNet, config_from_net
@@ -118,3 +119,13 @@ def test_a_caffemodel_whose_aux_head_reads_no_block_is_one_error_line(tmp_path):
     r = hostile.run(["converter/convert.py", bad, "-o", tmp_path / "out.pth"], cwd=tmp_path)
     hostile.assert_one_line(r, bad.name, AuxHead.NAME, "conv5_3_concat")
     assert not (tmp_path / "out.pth").exists()
+
+
+def test_the_aux_head_is_found_through_caffes_split_layers():
+    """A caffemodel saved by Caffe keeps the Split layers it inserted where a blob feeds two
+    layers: the oracle's training net reads conv4_6 through conv4_6_..._split_0."""
+    net = load_weights(DATA / "oracle" / "train" / "bn_train" / "init.caffemodel")
+    aux = net.by_name()[AuxHead.NAME]
+    assert aux.bottom[0] != "conv4_6" and "split" in aux.bottom[0]
+    config = config_from_net(net)
+    assert config.aux and config.aux_after == "conv4" and config.aux_block == "conv4_6"

@@ -136,12 +136,24 @@ def config_from_net(net, *, crop_size: int | None = None) -> PSPNetConfig:
     return config.canonical()
 
 
+def _through_splits(net, blob: str) -> str:
+    """The blob a Split layer copies when `blob` is one of its tops (Caffe inserts them where
+    a blob feeds several layers, and a caffemodel it saved keeps them), else `blob`."""
+    splits = {top: layer.bottom[0] for layer in net.layers
+              if layer.type == "Split" and len(layer.bottom) == 1 for top in layer.top}
+    seen = set()
+    while blob in splits and blob not in seen:
+        seen.add(blob)
+        blob = splits[blob]
+    return blob
+
+
 def _aux_after(net, layer, blocks) -> str:
-    """The block the aux head reads: its conv's bottom (a file written without bottoms: the
-    release's place, `PSPNetConfig.aux_after`'s default)."""
+    """The block the aux head reads: its conv's bottom, through Caffe's Split layers (a file
+    written without bottoms: the release's place, `PSPNetConfig.aux_after`'s default)."""
     if not layer.bottom:
         return PSPNetConfig.aux_after
-    bottom = layer.bottom[0]
+    bottom = _through_splits(net, layer.bottom[0])
     parsed = parse_block_name(bottom)
     if parsed is None or parsed[1] is None or parsed[1] > blocks[STAGES.index(parsed[0])]:
         raise NotAPSPNet(f"{net.source}: layer {layer.name!r} (the aux head) reads {bottom!r}, which is not "
