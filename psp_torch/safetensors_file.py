@@ -23,6 +23,8 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import save
 
+from caffe_proto.printable import printable
+
 FORMAT = "psp_torch.safetensors/1"
 SUFFIX = ".safetensors"
 
@@ -67,7 +69,9 @@ def decode(path, device="cpu") -> dict:
     except (OSError, FileNotFoundError):
         raise
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable safetensors file: {exc}") from None
+        raise ValueError(f"{path}: not a readable safetensors file: "
+                         f"{printable((str(exc).splitlines() or [type(exc).__name__])[0], 160)}"
+                         ) from None
     if header.get("format") != FORMAT:
         raise ValueError(f"{path}: a safetensors file, but not a psp_torch model file (its "
                          f"header has no format {FORMAT!r}; plain state_dicts need "
@@ -87,7 +91,14 @@ def decode(path, device="cpu") -> dict:
                 blobs.setdefault(layer, []).append(tensors[key])
             payload["blobs"] = blobs
         else:
-            raise ValueError(f"unknown model kind {kind!r}")
-    except (KeyError, ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: bad psp_torch safetensors header: {exc}") from None
+            raise ValueError(f"unknown model kind {printable(repr(kind), 40)}")
+    except KeyError as exc:
+        raise ValueError(f"{path}: bad psp_torch safetensors header: no {exc}") from None
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"{path}: bad psp_torch safetensors header: "
+                         f"{printable(str(exc).splitlines()[0] if str(exc) else exc, 160)}") \
+            from None
+    except RecursionError:
+        raise ValueError(f"{path}: bad psp_torch safetensors header: its JSON is nested "
+                         f"deeper than Python reads") from None
     return payload
