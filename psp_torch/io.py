@@ -125,8 +125,13 @@ def _unpickling_refusal(exc: Exception) -> str:
     return type(exc).__name__
 
 
-def _torch_complaint(exc: Exception) -> str:
-    """torch.load's message in one line, without any advice to unpickle (weights_only)."""
+def torch_complaint(exc: BaseException) -> str:
+    """What `torch.load(weights_only=True)` said, in one line, without its advice to unpickle
+    (any line that mentions weights_only): for every reader of torch files."""
+    if isinstance(exc, pickle.UnpicklingError):
+        return f"it holds something other than tensors and plain data ({_unpickling_refusal(exc)})"
+    if isinstance(exc, RecursionError):
+        return "nested deeper than Python reads"
     lines = [ln.strip() for ln in str(exc).splitlines()
              if ln.strip() and "weights_only" not in ln and "unpickl" not in ln.lower()]
     return printable(lines[0] if lines else type(exc).__name__, 160)
@@ -164,6 +169,10 @@ def _check_caffenet(payload: dict, path) -> None:
     if not isinstance(text, str):
         raise ModelFileError(f"{path}: its prototxt is {type(text).__name__}, not the text of "
                              f"a net")
+    try:                                    # text, never a path to open
+        parse_prototxt(text, f"{path} (its prototxt)")
+    except CaffeFormatError as exc:
+        raise ModelFileError(str(exc)) from None
     blobs = payload.get("blobs")
     if not isinstance(blobs, dict):
         raise ModelFileError(f"{path}: its blobs are {type(blobs).__name__}, not a dict of "
@@ -202,7 +211,7 @@ def read(path, device="cpu", limits: Limits | None = None) -> dict:
                              f"plain data, which this project never writes and never unpickles "
                              f"({_unpickling_refusal(exc)})") from None
     except (Exception, RecursionError) as exc:
-        raise ModelFileError(f"{path}: not a readable .pth: {_torch_complaint(exc)}") from None
+        raise ModelFileError(f"{path}: not a readable .pth: {torch_complaint(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a psp_torch model file (expected a dict with "
                              f"format {FORMAT!r}; plain state_dicts need PSPNet(config))")
