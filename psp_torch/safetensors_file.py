@@ -59,6 +59,19 @@ def encode(payload: dict) -> bytes:
     return save(tensors, header)
 
 
+def _json(header: dict, key: str, default, bad: str):
+    """The JSON value of header entry `key` (ValueError `bad`: naming the entry otherwise)."""
+    text = header.get(key, default)
+    if text is None:
+        raise KeyError(key)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{bad}: its {key} is not JSON ({printable(str(exc), 80)})") from None
+    except RecursionError:
+        raise ValueError(f"{bad}: its {key} is JSON nested deeper than Python reads") from None
+
+
 def decode(path, device="cpu") -> dict:
     """The payload dict of a safetensors model file (ValueError naming the file if not one)."""
     path = Path(path)
@@ -77,10 +90,11 @@ def decode(path, device="cpu") -> dict:
                          f"header has no format {FORMAT!r}; plain state_dicts need "
                          f"PSPNet(config))")
     kind = header.get("kind")
+    bad = f"{path}: bad psp_torch safetensors header"
     try:
-        payload = {"format": FORMAT, "kind": kind, "meta": json.loads(header.get("meta") or "{}")}
+        payload = {"format": FORMAT, "kind": kind, "meta": _json(header, "meta", "{}", bad)}
         if kind == "pspnet":
-            payload["config"] = json.loads(header["config"])
+            payload["config"] = _json(header, "config", None, bad)
             payload["state_dict"] = tensors
         elif kind == "caffenet":
             payload["prototxt"] = header["prototxt"]
@@ -93,12 +107,10 @@ def decode(path, device="cpu") -> dict:
         else:
             raise ValueError(f"unknown model kind {printable(repr(kind), 40)}")
     except KeyError as exc:
-        raise ValueError(f"{path}: bad psp_torch safetensors header: no {exc}") from None
+        raise ValueError(f"{bad}: no {exc}") from None
     except (ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: bad psp_torch safetensors header: "
-                         f"{printable(str(exc).splitlines()[0] if str(exc) else exc, 160)}") \
-            from None
-    except RecursionError:
-        raise ValueError(f"{path}: bad psp_torch safetensors header: its JSON is nested "
-                         f"deeper than Python reads") from None
+        if str(exc).startswith(bad):
+            raise
+        raise ValueError(f"{bad}: {printable(str(exc).splitlines()[0] if str(exc) else exc, 160)}"
+                         ) from None
     return payload
