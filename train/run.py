@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # run as a script: its folder must not shadow oth
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 from psp_torch import cli
+from psp_torch import limits as model_limits
 from psp_torch.presets import BY_DATASET
 from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.train import augment as A
@@ -127,6 +128,7 @@ def parse_args(argv=None):
     g.add_argument("--tf32", action="store_true", help="allow TF32 matmuls / convolutions")
     g.add_argument("--channels-last", action="store_true", help="NHWC memory format (CUDA)")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    model_limits.add_option(g)
     args = p.parse_args(argv)
     if (args.dataset is None) == (args.list is None) and not (args.dataset and args.list):
         p.error("give --dataset NAME or --list FILE --num-classes N")
