@@ -15,6 +15,7 @@ it costs no more than the file already holds.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import torch
@@ -114,8 +115,10 @@ def parameter_count(config: PSPNetConfig) -> int:
     return sum(math.prod(shape) for shape in expected_shapes(config).values())
 
 
+@functools.lru_cache(maxsize=4)
 def expected_shapes(config: PSPNetConfig) -> dict:
-    """{state_dict key: shape} of the PSPNet a config describes (meta device: no memory)."""
+    """{state_dict key: shape} of the PSPNet a config describes (meta device: no memory;
+    the last few kept, as a file's config is checked and then its state_dict)."""
     with torch.device("meta"):
         model = PSPNet(config)
     return {k: tuple(t.shape) for k, t in model.state_dict().items()}

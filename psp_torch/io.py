@@ -7,12 +7,15 @@ side, `psp_torch.caffe.graph`) from the file's kind.
      "kind": "pspnet" | "caffenet",
      "config": PSPNetConfig.to_dict()           (kind pspnet)
      "state_dict": {key: tensor}                (kind pspnet: PSPNet keys, see psp_torch.caffe.names)
-     "prototxt": deploy prototxt text           (kind caffenet)
+     "prototxt": deploy prototxt text           (kind caffenet; text, never a path)
      "blobs": {caffe layer name: [tensor, ...]} (kind caffenet: Caffe shapes, Caffe order)
      "meta": {name, dataset, num_classes, ..., source, source_sha256, converter_version}}
 
 Only tensors, strings, numbers, lists and dicts: nothing in it can run code. `load`
-never unpickles anything else (a file that would need it is refused unread).
+never unpickles anything else (a file that would need it is refused unread). Every
+payload, whichever its format, is checked by `check_payload` before anything is built:
+the config's types and sizes (`psp_torch.config_check`, against `psp_torch.limits`), the
+state_dict against the network the config describes, the meta (`metadata.check_meta`).
 
 The same payload can be written as safetensors (`save(..., fmt="safetensors")`, or a
 path ending in .safetensors): see `psp_torch.safetensors_file`. `read` and `load`
