@@ -69,7 +69,7 @@ def check_graph(path, limits: Limits | None = None) -> None:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:                    # protobuf's DecodeError and the like
-        raise ValueError(f"{path}: not an ONNX model: "
+        raise ValueError(f"{path}: not a loadable ONNX model: "
                          f"{printable((str(exc).strip().splitlines() or [''])[0], 160)}") \
             from None
     for name in _external(model):

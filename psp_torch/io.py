@@ -29,17 +29,17 @@ from pathlib import Path
 import torch
 
 from caffe_proto import CaffeFormatError, load_prototxt
+from caffe_proto.atomic import atomic_write  # noqa: F401  (re-exported for the converter and eval)
 from caffe_proto.printable import printable
 from caffe_proto.prototxt import parse_prototxt
-from caffe_proto.atomic import atomic_write  # noqa: F401  (re-exported for the converter and eval)
 from caffe_proto.sniff import describe_foreign, is_hdf5, looks_like_caffemodel, looks_like_prototxt
 
 from .caffe.graph import CaffeNet
 from .config import PSPNetConfig
 from .config_check import check_config, check_state_dict
+from .devices import check_device
 from .limits import DEFAULT, Limits, ModelLimitError, refuse
 from .metadata import check_meta
-from .devices import check_device
 from .pspnet import PSPNet
 from .safetensors_file import SUFFIX, decode, encode, is_safetensors
 
@@ -144,8 +144,9 @@ def check_payload(payload, path, limits: Limits | None = None) -> dict:
     """A payload read from `path` (any reader), checked: its kind, every config field and
     size (`psp_torch.config_check`), the state_dict against the network its config describes,
     a CaffeNet's prototxt (text, never a path) and blobs (tensors), the meta
-    (`psp_torch.metadata.check_meta`). ModelFileError (or its `ModelLimitError` kind) naming
-    the file and what is wrong; the payload with its meta as a dict otherwise."""
+    (`psp_torch.metadata.check_meta`). ModelFileError, or `psp_torch.limits.ModelLimitError`
+    for a size above its limit, naming the file and what is wrong; the payload with its meta
+    as a dict otherwise."""
     if not isinstance(payload, dict):
         raise ModelFileError(f"{path}: not a psp_torch model file (expected a dict with "
                              f"format {FORMAT!r}; plain state_dicts need PSPNet(config))")
@@ -213,7 +214,7 @@ def read(path, device="cpu", limits: Limits | None = None) -> dict:
         raise ModelFileError(f"{path}: refused: it holds Python objects other than tensors and "
                              f"plain data, which this project never writes and never unpickles "
                              f"({_unpickling_refusal(exc)})") from None
-    except (Exception, RecursionError) as exc:
+    except Exception as exc:                # RecursionError included
         raise ModelFileError(f"{path}: not a readable .pth: {torch_complaint(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a psp_torch model file (expected a dict with "

@@ -100,7 +100,7 @@ def load(path) -> dict:
         raise ResumeError(f"{path}: not a readable checkpoint ({damage})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (Exception, RecursionError) as exc:
+    except Exception as exc:                # RecursionError included
         raise ResumeError(f"{path}: not a readable checkpoint ({torch_complaint(exc)})") \
             from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
