@@ -16,6 +16,8 @@ is written; one the Caffe layout cannot express is refused before anything is wr
 The prototxt is for the training crop unless --input-size asks for another input (its
 pyramid Interp sizes and input shape are fixed numbers). A CaffeNet conversion gives
 back its own prototxt and its blobs by layer name. Values are copied bit for bit.
+The files of one run (prototxt, caffemodel, and the ONNX file with -o and --onnx) are
+written all or none: a failure removes the ones this run created.
 
 Exit status (psp_torch/cli.py): 0 done, 1 bad input or an output that exists (pass
 --force), one line ``error: FILE: what``; 2 usage; 130 Ctrl-C.
@@ -86,10 +88,8 @@ def export(pth, out_dir, *, name: str | None = None, force: bool = False,
     the prototxt for an (H, W) input when `input_size` is given, else for the crop.
     Both or neither: nothing is written when the model cannot be expressed in Caffe
     (ExportError), and a failed write leaves neither file (nor a folder this call made)."""
-    pth = Path(pth)
     out_dir = Path(out_dir)
-    name = name or pth.stem
-    proto_path, model_path = out_dir / f"{name}.prototxt", out_dir / f"{name}.caffemodel"
+    proto_path, model_path = _targets(pth, out_dir, name)
     for p in (proto_path, model_path):
         if p.exists() and not force:
             raise ExportError(f"{p}: exists; pass --force to overwrite it")
@@ -105,16 +105,18 @@ def export(pth, out_dir, *, name: str | None = None, force: bool = False,
         atomic_write_all([(proto_path, lambda tmp: Path(tmp).write_text(text)),
                           (model_path, lambda tmp: save_caffemodel(weights, tmp))])
     except BaseException:
-        for folder in made:                 # only folders this call made, and only empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        _remove_empty(made)
         raise
     n_blobs = sum(len(l.blobs) for l in weights.layers)
     log(f"wrote {proto_path} ({len(deploy.layers)} layers)")
     log(f"wrote {model_path} ({n_blobs} blobs, {model_path.stat().st_size:,} bytes)")
     return proto_path, model_path
+
+
+def _targets(pth, out_dir, name: str | None) -> tuple[Path, Path]:
+    """<out_dir>/<name>.prototxt and <name>.caffemodel (name: the .pth's stem)."""
+    name = name or Path(pth).stem
+    return Path(out_dir) / f"{name}.prototxt", Path(out_dir) / f"{name}.caffemodel"
 
 
 def _missing_folders(folder: Path) -> list[Path]:
@@ -124,6 +126,15 @@ def _missing_folders(folder: Path) -> list[Path]:
         missing.append(folder)
         folder = folder.parent
     return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove folders this run made (deepest first), as long as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def export_onnx_file(pth, out, *, force: bool = False, limits: L.Limits | None = None,
@@ -164,12 +175,23 @@ def main(argv=None) -> int:
     out = args.output_dir if args.output_dir is not None else Path(args.pth).parent
 
     def work():
-        if caffe:
-            export(args.pth, out, name=args.name, force=args.force,
-                   input_size=tuple(args.input_size) if args.input_size else None,
-                   limits=limits)
-        if args.onnx is not None:
-            export_onnx_file(args.pth, args.onnx, force=args.force, limits=limits)
+        new = []        # files this run creates: removed again when a later one fails
+        made = _missing_folders(Path(out)) if caffe else []
+        try:
+            if caffe:
+                pair = _targets(args.pth, out, args.name)
+                fresh = [p for p in pair if not p.exists()]
+                export(args.pth, out, name=args.name, force=args.force,
+                       input_size=tuple(args.input_size) if args.input_size else None,
+                       limits=limits)
+                new += fresh
+            if args.onnx is not None:
+                export_onnx_file(args.pth, args.onnx, force=args.force, limits=limits)
+        except BaseException:
+            for p in new:
+                p.unlink(missing_ok=True)
+            _remove_empty(made)
+            raise
     return cli.main(work, interrupted="interrupted; nothing half-written (files are written "
                     "atomically)")
 

@@ -523,3 +523,15 @@ def test_names_from_a_model_file_are_printed_escaped(tmp_path, capsys):
     assert status == 0, err
     assert "\\x1b[31mred" in out and "b\\nc" in out
     assert "\x1b" not in out + err
+
+
+def test_export_with_onnx_is_all_or_nothing(tiny_pth, tmp_path, monkeypatch, capsys):
+    from pspnet_caffe.converter import export as ex
+
+    def failing(model, out, **kw):
+        raise ValueError(f"{out}: not written: the exporter failed")
+    monkeypatch.setattr(ex, "export_onnx", failing)
+    out = tmp_path / "caffe"
+    assert ex.main([str(tiny_pth), "-o", str(out), "--onnx", str(tmp_path / "m.onnx")]) == 1
+    assert "m.onnx" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "m.onnx").exists()
