@@ -59,7 +59,7 @@ def _e(text, limit: int = 200) -> str:
 
 
 def _pct(x) -> str:
-    return "n/a" if x is None or x != x else f"{100 * x:.2f}"
+    return "n/a" if x is None or x != x else f"{100 * x:.2f}%"
 
 
 STYLE = """
