@@ -30,7 +30,7 @@ MIN_NAMED_CELL = 8                   # px: smaller cells get id ticks instead of
 NAME_CHARS = 28                      # characters of a name drawn in an image
 LEGEND_ROWS = 50
 PANEL_WIDTH = 480                    # px of each panel of a worst image
-IGNORED = (0, 0, 0)                  # ground-truth pixels that are not scored
+IGNORED = (224, 224, 192)            # ground-truth pixels not scored (VOC's colour of 255)
 
 
 def label_text(name, limit: int = NAME_CHARS) -> str:
@@ -178,7 +178,7 @@ def _fit(a: np.ndarray, width: int, nearest: bool) -> np.ndarray:
 def panels(image: np.ndarray, pred: np.ndarray, label: np.ndarray, palette: np.ndarray,
            ignore: int = 255) -> np.ndarray:
     """image | image blended half and half with the prediction's colours | the ground truth
-    in colours (pixels not scored: black), each at most `PANEL_WIDTH` px wide, with titles."""
+    in colours (pixels not scored: `IGNORED`), each at most `PANEL_WIDTH` px wide, with titles."""
     colours = colour_table(palette)
     overlay = np.round(image.astype(np.float32) * 0.5 + colours[pred].astype(np.float32) * 0.5)
     truth = colours[label]

@@ -101,7 +101,7 @@ def page(res: dict, chart_svg: str, worst: list[tuple[str, str, ImageScore]]) ->
     if worst:
         out.append(f"<h2>The {len(worst)} worst images (lowest per-image mIoU)</h2>")
         out.append("<p>Per-image mIoU: over the classes in the image's labels or prediction. "
-                   "Ground truth: black where not scored.</p>")
+                   "Ground truth: cream (224, 224, 192) where not scored.</p>")
         for k, (file, name, s) in enumerate(worst, 1):
             out.append(f'<figure><a href="{file}"><img src="{file}" alt="{_e(name)}"></a>'
                        f"<figcaption>{k}. {_e(name)}: mIoU {_pct(s.miou)}, pixel accuracy "

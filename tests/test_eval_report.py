@@ -100,7 +100,7 @@ def test_iou_chart_escapes_names_and_orders_best_first():
     assert svg.index(">2 high<") < svg.index(">0 low<") < svg.index("1 &lt;script")
 
 
-def test_panels_side_by_side_ignored_pixels_black():
+def test_panels_side_by_side_ignored_pixels_marked():
     image = np.full((40, 1000, 3), 200, np.uint8)
     label = np.zeros((40, 1000), np.uint8)
     label[:, :10] = 255
