@@ -27,10 +27,13 @@ import torch
 from caffe_proto.printable import printable
 from caffe_proto.sniff import is_hdf5, looks_like_caffemodel
 from psp_torch import cli
+from psp_torch.caffe.read_config import NotAPSPNet, aux_width_of, config_from_net
+from psp_torch.caffe.weights import weights_net
 from psp_torch.config import PSPNetConfig
 from psp_torch.digest import file_sha256
 from psp_torch.flops import count_macs
-from psp_torch.io import FORMAT, ModelFileError, read
+from psp_torch.io import FORMAT, ModelFileError, load, read
+from psp_torch.metadata import config_meta
 from psp_torch.pspnet import PSPNet
 from psp_torch.safetensors_file import is_safetensors
 
@@ -77,8 +80,7 @@ def _from_model_file(path: Path) -> tuple[dict, torch.nn.Module | None, int]:
         stored = sum(int(t.numel()) for t in tensors.values())
         return {**meta, "kind": kind, "config": net.config.to_dict()}, net, stored
     if kind == "caffenet":
-        import psp_torch
-        net = psp_torch.load(path)
+        net = load(path)
         stored = sum(int(t.numel()) for ts in (payload.get("blobs") or {}).values() for t in ts)
         return {**meta, "kind": kind}, net, stored
     raise ModelFileError(f"{path}: unknown model kind {printable(kind)!s}")
@@ -86,9 +88,6 @@ def _from_model_file(path: Path) -> tuple[dict, torch.nn.Module | None, int]:
 
 def _from_caffemodel(path: Path) -> tuple[dict, torch.nn.Module | None, int]:
     """(meta, network, values stored) of a released PSPNet's Caffe weights."""
-    from psp_torch.caffe.read_config import NotAPSPNet, aux_width_of, config_from_net
-    from psp_torch.caffe.weights import weights_net
-    from psp_torch.metadata import config_meta
     wnet = weights_net(str(path))
     stored = sum(int(b.size) for layer in wnet.layers for b in layer.blobs)
     try:
