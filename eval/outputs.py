@@ -110,7 +110,7 @@ class Writer:
         return self.label_dir.is_dir() and any(self.label_dir.glob("*.png"))
 
     def clear(self) -> int:
-        """Remove the per-image outputs and the results of an earlier run in this folder (a
+        """Remove the per-image outputs, the results and the report of an earlier run here (a
         fresh run replaces them all, so that none of them outlives the record it was made
         under); returns how many files went. Other files are left alone."""
         gone = 0
