@@ -139,7 +139,7 @@ class Trainer:
             raise ValueError(f"{self.checkpoint_path}: a run is already here; --resume "
                              f"goes on with it, or choose another --out")
         else:
-            self.start_sinks(None)
+            self.tell_sinks("start", None, self.val_points)      # a fresh run
         if not self._rng_restored:
             # dropout draws: per process, from (seed, rank, iteration) so K changes are defined
             torch.manual_seed(int(np.random.SeedSequence(
@@ -175,13 +175,14 @@ class Trainer:
                      f"run has {self.d.world}: dropout draws restart from (seed, rank, "
                      f"iteration)")
         self.say(f"resuming {path} at iteration {self.iteration} of {self.config.iters}")
-        self.start_sinks(self.iteration)
+        self.tell_sinks("start", self.iteration, self.val_points)
 
-    def start_sinks(self, resumed_at: int | None):
-        """Every sink starts: a fresh run (None), or one resumed at iteration `resumed_at`."""
+    def tell_sinks(self, event: str, *args):
+        """Every sink hears `event` (`train/sinks.py`: start, iteration, validation, flush);
+        a failed write is one line naming the sink's file and the last good checkpoint."""
         for sink in self.sinks:
             with F.write_failure(sink.path, self.ckpts.last_good):
-                sink.start(resumed_at, self.val_points)
+                getattr(sink, event)(*args)
 
     def checkpoint_state(self) -> dict | None:
         """What a checkpoint holds (every process takes part: the RNG states are gathered);
@@ -207,7 +208,7 @@ class Trainer:
         F.check_finite(0.0, self.model, self.iteration, self.ckpts.last_good())
         with F.write_failure(self.checkpoint_path, self.ckpts.last_good):
             self.ckpts.save(**state)
-        self.flush_sinks()
+        self.tell_sinks("flush")            # curves redrawn, events flushed
 
     def save_model(self, name: str):
         """A model file (rank 0) in the project's format, with the recipe and the iteration."""
@@ -218,12 +219,6 @@ class Trainer:
         F.check_finite(0.0, self.model, self.iteration, self.ckpts.last_good())
         with F.write_failure(self.out / name, self.ckpts.last_good):
             save_pspnet(self.model, self.out / name, meta)
-
-    def flush_sinks(self):
-        """At every checkpoint and at the end: curves redrawn, events flushed."""
-        for sink in self.sinks:
-            with F.write_failure(sink.path, self.ckpts.last_good):
-                sink.flush()
 
     # -- validation ------------------------------------------------------------------------
     def validate(self) -> float:
@@ -244,9 +239,7 @@ class Trainer:
     def val_step(self):
         miou = self.validate()
         self.val_points.append([self.iteration, miou])
-        for sink in self.sinks:
-            with F.write_failure(sink.path, self.ckpts.last_good):
-                sink.validation(self.iteration, miou)
+        self.tell_sinks("validation", self.iteration, miou)
         better = self.best is None or miou > self.best
         if better:
             self.best = miou
@@ -341,9 +334,7 @@ class Trainer:
             sink.close()
 
     def log_iteration(self, row: dict):
-        for sink in self.sinks:
-            with F.write_failure(sink.path, self.ckpts.last_good):
-                sink.iteration(row)
+        self.tell_sinks("iteration", row)
 
     def finish(self) -> int:
         c = self.config
@@ -355,7 +346,7 @@ class Trainer:
             self.val_step()
             self.write_checkpoint()
         self.save_model(MODEL)
-        self.flush_sinks()
+        self.tell_sinks("flush")
         if self.d.main:
             self.say(f"done: {c.iters} iterations; model {self.out / MODEL}, log "
                      f"{self.log_path}, curves {self.out / CURVES}"
