@@ -134,3 +134,12 @@ def test_tensorboard_not_installed_is_one_line(setup, tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and err.startswith("error: --tensorboard: ")
     assert "pip install" in err and not out.exists()
+
+
+@needs_tensorboard
+def test_an_unwritable_tensorboard_folder_is_one_line(setup, tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    tb = tmp_path / "afile" / "tb"                      # below a file: cannot be made
+    assert _train(setup, tmp_path / "run", "--tensorboard", tb) == 1
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {tb}: Not a directory")
