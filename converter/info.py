@@ -116,8 +116,7 @@ def describe(path, size: tuple[int, int] | None = None) -> dict:
             "format": fmt if fmt.startswith("caffemodel") or fmt == "safetensors"
             else f"pth ({FORMAT})", **meta, "values_stored": stored}
     if net is not None:
-        params = [p for p in net.parameters()]
-        info["parameters"] = sum(int(p.numel()) for p in params)
+        info["parameters"] = sum(int(p.numel()) for p in net.parameters())
         aux = getattr(net, "aux", None)
         if aux is not None:
             info["aux_parameters"] = sum(int(p.numel()) for p in aux.parameters())

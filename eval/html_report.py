@@ -118,7 +118,9 @@ def write_report(writer: Writer, res: dict, confusion: np.ndarray, names, sample
     first (their prediction is read back from the run's label PNGs)."""
     names = list(names)
     palette = writer.facts.palette
-    put = lambda name, data: atomic_write_bytes(writer.report_path(name), data)  # noqa: E731
+
+    def put(name: str, data: bytes) -> Path:
+        return atomic_write_bytes(writer.report_path(name), data)
     put("confusion.npy", npy_bytes(np.asarray(confusion, np.int64)))
     put("confusion.csv", confusion_csv(confusion, names))
     put("confusion.png", figures.png(figures.confusion_image(confusion, names)))
