@@ -77,6 +77,7 @@ class TrainConfig:
                          "order aside)")
     channels_last: bool = exempt("a memory layout (same function; float summation order aside)")
     progress: bool = exempt("a progress bar")
+    tensorboard: Path | None = exempt("TensorBoard events: a copy of the log")
     model_limits: Limits = exempt("limits only refuse a file; one within them reads the same",
                                   default=L.DEFAULT)
 
@@ -138,4 +139,4 @@ def from_args(args) -> TrainConfig:
         checkpoint_minutes=args.checkpoint_minutes,
         resume=args.resume, stop_after=args.stop_after, device=args.device,
         channels_last=args.channels_last, progress=not args.no_progress,
-        model_limits=L.from_args(args))
+        tensorboard=path(args.tensorboard), model_limits=L.from_args(args))
