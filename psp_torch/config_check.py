@@ -60,7 +60,7 @@ def _fixed_length(name: str) -> int | None:
 
 def _checked_field(name: str, value, source, limits: Limits):
     kind = _kind(name)
-    say = f"{source}: config field {name}"
+    say = f"{source}: config: field {name}"
     if kind is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{say} is {_what(value)}, not a list of integers")
@@ -68,7 +68,7 @@ def _checked_field(name: str, value, source, limits: Limits):
         if n is not None and len(value) != n:
             raise ConfigError(f"{say} has {len(value)} entries, not {n}")
         if name == "bins":
-            within(source, "config field bins: number of levels", len(value), "bins", limits)
+            within(source, "config: field bins: number of levels", len(value), "bins", limits)
         for i, v in enumerate(value):
             if not _int(v):
                 raise ConfigError(f"{say}[{i}] is {_what(v)}, not an integer")
@@ -99,9 +99,9 @@ def _checked_field(name: str, value, source, limits: Limits):
 def _size(field: str, value: int, name: str, source, limits: Limits) -> None:
     smallest = SMALLEST.get(name, 1)
     if value < smallest:
-        raise ConfigError(f"{source}: config field {field} is {value}, below {smallest}")
+        raise ConfigError(f"{source}: config: field {field} is {value}, below {smallest}")
     if name in SIZE_LIMITS:
-        within(source, f"config field {field}", value, SIZE_LIMITS[name], limits)
+        within(source, f"config: field {field}", value, SIZE_LIMITS[name], limits)
 
 
 def _what(value) -> str:
@@ -130,13 +130,13 @@ def check_config(d, source, limits: Limits | None = None) -> PSPNetConfig:
     field and the value) before anything is built."""
     limits = limits or DEFAULT
     if not isinstance(d, dict):
-        raise ConfigError(f"{source}: config is {_what(d)}, not a dict of fields")
+        raise ConfigError(f"{source}: config: {_what(d)}, not a dict of fields")
     unknown = [k for k in d if k not in FIELDS]
     if unknown:
-        raise ConfigError(f"{source}: unknown config field {printable(repr(unknown[0]), 60)}")
+        raise ConfigError(f"{source}: config: unknown field {printable(repr(unknown[0]), 60)}")
     missing = [n for n, f in FIELDS.items() if f.default is dataclasses.MISSING and n not in d]
     if missing:
-        raise ConfigError(f"{source}: config has no field {missing[0]}")
+        raise ConfigError(f"{source}: config: no field {missing[0]}")
     fields = {name: _checked_field(name, value, source, limits) for name, value in d.items()}
     try:
         config = PSPNetConfig(**fields)
@@ -144,7 +144,8 @@ def check_config(d, source, limits: Limits | None = None) -> PSPNetConfig:
         raise ConfigError(f"{source}: config: {exc}") from None
     n = parameter_count(config)
     if n > limits.parameters:
-        raise refuse(source, "the network's parameter count", f"{n:,}", "parameters", limits)
+        raise refuse(source, "config: the network's parameter count", f"{n:,}", "parameters",
+                     limits)
     return config
 
 
