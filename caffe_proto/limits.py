@@ -73,6 +73,22 @@ class Limits:
 DEFAULT = Limits()
 
 
+def add_options(parser) -> None:
+    """``--max-values`` and ``--max-layers`` on a CLI that reads Caffe files."""
+    from .cli import positive_int
+
+    parser.add_argument(RAISE_HINT["values"], type=positive_int, default=DEFAULT.values,
+                        metavar="N", help="refuse a file declaring more float values than this "
+                        "in one blob, in all its weights, in a net's parameters or in one "
+                        "blob of the net at its input size (16x the largest released PSPNet)")
+    parser.add_argument(RAISE_HINT["layers"], type=positive_int, default=DEFAULT.layers,
+                        metavar="N", help="refuse a file with more layers than this")
+
+
+def from_args(args) -> Limits:
+    return Limits(values=args.max_values, layers=args.max_layers)
+
+
 def shape_count(shape) -> int:
     """The number of values of a shape (exact: Python integers never overflow)."""
     n = 1
