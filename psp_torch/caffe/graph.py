@@ -201,20 +201,25 @@ class CaffeNet(nn.Module):
                 raise LayerError(f"{self.source}: input '{printable(name)}' has no declared "
                                  f"shape; pass input_shapes={{'{printable(name)}': (N, C, H, W)}}")
             shapes[name] = self.input_shapes[name] = self._checked_shape(
-                shape, f"input '{printable(name)}'")
+                shape, lambda: f"input '{printable(name)}'")
         return shapes
 
-    def _checked_shape(self, shape, what: str) -> tuple[int, ...]:
-        """A blob's shape, its values within the budget (checked before any forward)."""
+    def _checked_shape(self, shape, what) -> tuple[int, ...]:
+        """A blob's shape, its values within the budget (checked before any forward);
+        `what()` names the blob in the message."""
         shape = tuple(int(d) for d in shape)
-        problem = self.limits.values_problem(shape_count(shape), f"{what}: shape {shape} has")
-        if problem:
+        count = shape_count(shape)
+        if count > self.limits.values:
+            problem = self.limits.values_problem(count, f"{what()}: shape {shape} has")
             raise LayerError(f"{self.source}: {problem}")
         return shape
 
     def _checked_module(self, cls, layer, bottom_shapes):
         """The layer's module, built for real only after a copy on the meta device (no
-        memory) showed its parameters, and the net's so far, within the budget."""
+        memory) showed its parameters, and the net's so far, within the budget (a layer
+        type without Caffe blobs has no parameters to check)."""
+        if not cls.BLOBS:
+            return cls.from_layer(layer, bottom_shapes)
         with torch.device("meta"):
             probe = cls.from_layer(layer, bottom_shapes)
         count = sum(t.numel() for t in (*probe.parameters(), *probe.buffers()))
@@ -249,8 +254,8 @@ class CaffeNet(nn.Module):
         if len(top_shapes) != len(layer.top):
             raise self._fail(layer, f"has {len(layer.top)} tops, the layer makes "
                                     f"{len(top_shapes)}")
-        top_shapes = [self._checked_shape(s, f"layer {named(layer.name, layer.type)}: top "
-                                             f"'{printable(t)}'")
+        top_shapes = [self._checked_shape(s, lambda t=t: f"layer {named(layer.name, layer.type)}"
+                                                         f": top '{printable(t)}'")
                       for t, s in zip(layer.top, top_shapes)]
         if isinstance(module, Input):
             for name, shape in zip(layer.top, top_shapes):
