@@ -16,34 +16,14 @@ import numpy as np
 import pytest
 
 import hostile
+from caffe_corpus import TINY, ld, tiny_weights, varint, write_h5
 from caffe_proto import CaffeFormatError, load_hdf5, parse_prototxt
 from caffe_proto.limits import DEFAULT, Limits
 
 CONVERT = "converter/convert.py"
 INSPECT = ["-m", "caffe_proto.inspect"]
 
-# A genuine tiny net: one InnerProduct over a 1x2x1x1 input (weights 2x2, bias 2).
-TINY = '''name: "tiny"
-input: "data"
-input_dim: 1
-input_dim: 2
-input_dim: 1
-input_dim: 1
-layer { name: "ip" type: "InnerProduct" bottom: "data" top: "out"
-        inner_product_param { num_output: 2 } }
-'''
 SECRET = b"root:x:0:0:SECRET-BYTES-24"[:24]      # 6 float32 values' worth of another file
-
-
-def tiny_weights(f) -> None:
-    f["data/ip/0"] = np.arange(4, dtype=np.float32).reshape(2, 2)
-    f["data/ip/1"] = np.zeros(2, np.float32)
-
-
-def write_h5(path, build) -> str:
-    with h5py.File(path, "w") as f:
-        build(f)
-    return str(path)
 
 
 def convert(tmp_path, weights, prototxt_text=TINY, *options):
@@ -201,32 +181,14 @@ def test_input_dims_asking_for_gigabytes_are_refused(tmp_path):
 
 
 def test_caffemodel_blob_shape_above_the_budget_is_refused(tmp_path):
-    from caffe_proto import wire
-
-    def ld(number, payload):
-        return wire_key(number, 2) + varint(len(payload)) + payload
     shape = ld(7, ld(1, varint(1 << 20) + varint(1 << 20)))          # BlobShape dims, packed
     blob = shape + ld(5, np.zeros(1, "<f4").tobytes())
     layer = ld(1, b"big") + ld(2, b"InnerProduct") + ld(7, blob)
     path = tmp_path / "w.caffemodel"
     path.write_bytes(ld(100, layer))
-    assert wire.LEN == 2
     r = hostile.run([*INSPECT, path], cwd=tmp_path)
     hostile.assert_one_line(r, "w.caffemodel", "layer[0].blobs[0]", "1,099,511,627,776",
                             "--max-values")
-
-
-def wire_key(number, wire_type):
-    return varint(number << 3 | wire_type)
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def test_the_options_move_the_limits(tmp_path):
