@@ -115,6 +115,10 @@ def read_weights(path, *, limits: Limits = DEFAULT):
     return load_weights(path, limits=limits)
 
 
+class OverBudget(LayerError):
+    """A size of the net above its `caffe_proto.limits.Limits` (the message is complete)."""
+
+
 def named(name: str, type_: str) -> str:
     """``'conv1' (Convolution)``: a layer as messages show it, made safe to print."""
     return f"'{printable(name)}' ({printable(type_)})"
@@ -211,7 +215,7 @@ class CaffeNet(nn.Module):
         count = shape_count(shape)
         if count > self.limits.values:
             problem = self.limits.values_problem(count, f"{what()}: shape {shape} has")
-            raise LayerError(f"{self.source}: {problem}")
+            raise OverBudget(f"{self.source}: {problem}")
         return shape
 
     def _checked_module(self, cls, layer, bottom_shapes):
@@ -230,7 +234,7 @@ class CaffeNet(nn.Module):
                         self.limits.values_problem(self._values, "the net's parameters up to "
                                                                  "it have")):
             if problem:
-                raise LayerError(f"{where}: {problem}")
+                raise OverBudget(f"{where}: {problem}")
         return cls.from_layer(layer, bottom_shapes)
 
     def _add_layer(self, layer, shapes: dict) -> None:
@@ -248,6 +252,8 @@ class CaffeNet(nn.Module):
         try:
             module = self._checked_module(cls, layer, bottom_shapes)
             top_shapes = module.output_shapes(bottom_shapes)
+        except OverBudget:
+            raise
         except (ValueError, TypeError, ZeroDivisionError) as exc:
             raise self._fail(layer, f"{exc} (bottom shapes "
                                     f"{[tuple(s) for s in bottom_shapes]})") from exc
