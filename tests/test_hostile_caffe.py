@@ -315,3 +315,24 @@ def test_reader_errors_escape_what_they_quote(tmp_path):
     with pytest.raises(CaffeFormatError) as info:
         parse_prototxt('layer { name: "\x1b[2J" type: 7 }')
     assert "\x1b" not in str(info.value)
+
+
+def test_module_keys_are_the_stable_mapping():
+    """The linear keys are the documented ones: the base, else the smallest free _2, _3, ...
+    (checked against that rule, probed from 2 for every name, on names that collide a lot)."""
+    import random
+    import re
+
+    from psp_torch.caffe.graph import ModuleKeys
+
+    rng = random.Random(0)
+    names = list(dict.fromkeys("".join(rng.choice("a/_2-") for _ in range(rng.randint(1, 4)))
+                               for _ in range(2000)))
+    keys, taken = ModuleKeys(), set()
+    for name in names:
+        base = re.sub(r"[^0-9A-Za-z_]", "_", name) or "_"
+        want, n = base, 2
+        while want in taken:
+            want, n = f"{base}_{n}", n + 1
+        taken.add(want)
+        assert keys.key(name) == want, name
