@@ -177,6 +177,12 @@ def test_mutant_runs_or_is_refused_in_one_line(kind, i, seeds, tmp_path):
     argv, output = command(kind, i, mutant, seeds, tmp_path)
     before = hostile.files_under(tmp_path)
     r = hostile.run(argv, cwd=tmp_path, timeout=600)
+    check_outcome(r, output, hostile.files_under(tmp_path) - before)
+
+
+def check_outcome(r, output: Path | None, new_files: set) -> None:
+    """Exit 0; or exit 1 with one error line, no traceback, `output` not written and no
+    temporary file left among `new_files`."""
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
     if r.returncode == 0:
         return
@@ -185,8 +191,28 @@ def test_mutant_runs_or_is_refused_in_one_line(kind, i, seeds, tmp_path):
         left = (hostile.files_under(output) if output.is_dir() else
                 {output.name} if output.exists() else set())
         assert not left, f"a refused input left output behind: {sorted(left)}"
-    new = hostile.files_under(tmp_path) - before
-    assert not [f for f in new if ".tmp" in f or f.endswith(".partial")], new
+    assert not [f for f in new_files if ".tmp" in f or f.endswith(".partial")], new_files
+
+
+@pytest.mark.parametrize("status, stderr, write", [
+    (1, "Traceback (most recent call last):\n  ...\nValueError: x\n", False),
+    (1, "error: a\nerror: b\n", False),                          # two lines
+    (1, "error: m.pth: bad\n", True),                            # output left behind
+    (-11, "", False),                                             # a crash
+    (2, "usage: ...\nerror: x\n", False),                        # not a refusal of the input
+])
+def test_the_harness_sees_a_failure(tmp_path, status, stderr, write):
+    """`check_outcome` fails on each way a CLI can mishandle a mutant (else it could not)."""
+    import subprocess
+
+    out = tmp_path / "m.pth"
+    if write:
+        out.write_bytes(b"half")
+    r = subprocess.CompletedProcess([], status, "", stderr)
+    with pytest.raises(AssertionError):
+        check_outcome(r, out, set())
+    check_outcome(subprocess.CompletedProcess([], 1, "", "error: m.pth: bad\n"),
+                  tmp_path / "none.pth", set())
 
 
 def test_the_mutants_are_seeded_and_differ_from_their_seeds(tmp_path):
