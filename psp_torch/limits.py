@@ -18,6 +18,8 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
+from caffe_proto import limits as caffe_limits
+
 from .config import PSPNetConfig        # its defaults are the release's full widths
 from .presets import BLOCKS, PRESETS
 
@@ -44,7 +46,7 @@ class Limits:
     base_size: int = FACTOR * _largest(p.base_size for p in PRESETS.values())
     bins: int = FACTOR * _largest(len(p.bins) for p in PRESETS.values())
     dilation: int = 64
-    parameters: int = 16 * 68_185_066       # PSPNet101 with its aux head, the largest release
+    parameters: int = caffe_limits.DEFAULT.values   # the Caffe files' budget: 16 x the largest release
 
     @classmethod
     def field_help(cls) -> str:

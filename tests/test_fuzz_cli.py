@@ -10,10 +10,6 @@ millions of inputs, this runs a few dozen end to end.
 
     python -m pytest -q tests/test_fuzz_cli.py                       # the seeded run
     FUZZ_CLI_SEED=7 python -m pytest -q tests/test_fuzz_cli.py       # another set of mutants
-
-The Caffe kinds (prototxt, caffemodel, .caffemodel.h5) are this branch's; model files,
-images, list files and checkpoints are made safe on other branches (hostile-models,
-hostile-eval) and are marked xfail(strict=False) until those are merged.
 """
 from __future__ import annotations
 
@@ -34,7 +30,6 @@ from conftest import DATA, slim_voc_training
 SEED = int(os.environ.get("FUZZ_CLI_SEED", "1"))
 SAMPLES = DATA / "samples" / "VOC2012"
 LAYER = DATA / "oracle" / "layers" / "innerproduct"
-OTHERS = pytest.mark.xfail(strict=False, reason="hostile-models/eval branch")
 
 # kind -> mutants; 40 in all
 MUTANTS = {"prototxt": 6, "caffemodel": 6, "h5": 6, "pth": 3, "safetensors": 3, "onnx": 3,
@@ -152,9 +147,8 @@ def command(kind: str, i: int, mutant: Path, seeds: dict, work: Path):
 
 def _cases():
     for kind, n in MUTANTS.items():
-        marks = () if kind in ("prototxt", "caffemodel", "h5") else (OTHERS,)
         for i in range(n):
-            yield pytest.param(kind, i, marks=marks, id=f"{kind}-{i}")
+            yield pytest.param(kind, i, id=f"{kind}-{i}")
 
 
 def make_mutant(kind: str, i: int, seed: Path) -> bytes:
