@@ -8,7 +8,8 @@ import pytest
 
 from pspnet_caffe.train import checkpoint as ck
 from pspnet_caffe.train import run as train_run
-from pspnet_caffe.train.config import NOT_IN_IDENTITY, TrainConfig, exempt, from_args, identity
+from psp_torch.identity import EXEMPT, IDENTITY, exempt
+from pspnet_caffe.train.config import TrainConfig, from_args, identity
 
 ARGV = ["--data-root", "data", "--list", "data/train.txt", "--num-classes", "3", "--init",
         "x.pth", "--iters", "10", "--out", "out"]
@@ -23,31 +24,35 @@ def test_defaults_resolved_once_without_touching_the_arguments():
     before = copy.deepcopy(vars(args))
     c = from_args(args)
     assert vars(args) == before                    # the Namespace is read, never rewritten
-    assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.aux_weight, c.dropout) == \
-        (16, 0.01, 0.9, 1e-4, 0.4, 0.1)            # the paper's recipe (psp_torch.presets)
+    assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.aux_weight) == \
+        (16, 0.01, 0.9, 1e-4, 0.4)                 # the paper's recipe (psp_torch.datasets)
+    assert c.network == {}                         # --init: the model file's own network
     assert c.crop_size is None and c.with_crop(97).crop_size == 97   # --init: the model's own
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.lr = 0.02
     voc = from_args(train_run.parse_args(["--data-root", "d", "--dataset", "voc", "--arch",
                                           "pspnet50", "--out", "o"]))
-    assert (voc.num_classes, voc.crop_size, voc.iters, voc.bins, voc.pool) == \
-        (21, 473, 30_000, (1, 2, 3, 6), "ave")
+    assert (voc.num_classes, voc.crop_size, voc.iters) == (21, 473, 30_000)
+    assert voc.network == {"bins": (1, 2, 3, 6), "pool": "ave", "reduction": True,
+                           "dropout": 0.1}        # --arch: the release's unless given
 
 
 def test_identity_is_every_field_but_the_exempt_ones():
     c = _config()
     ident = identity(c)
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    exempted = {f.name for f in dataclasses.fields(TrainConfig) if NOT_IN_IDENTITY in f.metadata}
-    assert set(ident) == names - exempted
+    exempted = {f.name for f in dataclasses.fields(TrainConfig)
+                if IDENTITY in f.metadata.get(EXEMPT, {})}
+    assert set(ident) == names - exempted - {"network"}   # --init: no network option given
     assert {"out", "resume", "stop_after", "save_every", "workers", "device"} <= exempted
     assert {"lr", "iters", "seed", "augment", "amp", "init", "crop_size"} <= set(ident)
-    assert all(f.metadata[NOT_IN_IDENTITY] for f in dataclasses.fields(TrainConfig)
+    assert all(f.metadata[EXEMPT][IDENTITY] for f in dataclasses.fields(TrainConfig)
                if f.name in exempted)                    # each exemption says why
     assert ident["init"].endswith("x.pth") and ident["init"].startswith("/")  # absolute path
     # exempt settings change nothing in the identity; the others do
     assert identity(_config("--out", "elsewhere", "--stop-after", "3", "--workers", "0")) == ident
     assert identity(_config("--lr", "0.02"))["lr"] == 0.02
+    assert identity(_config("--dropout", "0.2"))["dropout"] == 0.2   # a network option, by name
 
 
 def test_a_new_field_is_in_the_identity_and_a_resume_with_another_value_is_refused():

@@ -20,7 +20,8 @@ from psp_torch.batchnorm2d import BatchNorm2d
 from psp_torch.config import PSPNetConfig, config_from_net, preset_config
 from psp_torch.io import save_pspnet
 from psp_torch.preprocess import preprocess
-from psp_torch.presets import BLOCKS, MULTIPLIERS, RECIPES
+from psp_torch import datasets
+from psp_torch.presets import BLOCKS, MULTIPLIERS
 from psp_torch.pspnet import PSPNet
 from pspnet_caffe.train.bn import (AllReduceBatchNorm2d, SyncBatchNorm2d, bn_warning, freeze_bn,
                                    sync_bn)
@@ -430,15 +431,15 @@ def test_backbone_of_the_wrong_depth_or_layout_is_refused(tmp_path):
 def test_model_from_arch_paper_options():
     # no model is allocated at full size here: configs only, and one slim build per option
     from pspnet_caffe.train.init import arch_config
-    c = arch_config("pspnet269", 21, 473)
+    c = arch_config("pspnet269", 21, 473, aux=True)
     assert c.blocks == BLOCKS[269] and c.depth == 269 and c.ppm_width == 512 and c.aux
-    assert arch_config("pspnet152", 21, 473).depth == 152
-    assert arch_config("pspnet50", 150, 473, bins=(1,)).ppm_width == 2048
-    assert arch_config("pspnet50", 150, 473, aux_weight=0).aux_width == 0
+    assert arch_config("pspnet152", 21, 473, aux=True).depth == 152
+    assert arch_config("pspnet50", 150, 473, aux=True, options={"bins": (1,)}).ppm_width == 2048
+    assert arch_config("pspnet50", 150, 473, aux=False).aux_width == 0
     with pytest.raises(InitError, match="pspnet18"):
-        arch_config("pspnet18", 2, 473)
+        arch_config("pspnet18", 2, 473, aux=True)
     with pytest.raises(InitError, match="bins"):
-        arch_config("pspnet50", 2, 473, bins=(1, 99))
+        arch_config("pspnet50", 2, 473, aux=True, options={"bins": (1, 99)})
 
 
 # --- model variants of the paper's experiments -----------------------------------------------
@@ -507,9 +508,11 @@ def test_released_configs_are_unchanged_by_the_new_fields():
 
 
 def test_recipes_are_the_papers():
-    assert {d: r.iterations for d, r in RECIPES.items()} == {
+    bench = {d: datasets.get(d) for d in datasets.names()}
+    recipes = {d: facts.train for d, facts in bench.items()}
+    assert {d: r.iterations for d, r in recipes.items()} == {
         "ade20k": 150_000, "voc": 30_000, "cityscapes": 90_000}
-    assert {d: (r.rotate, r.blur) for d, r in RECIPES.items()} == {
+    assert {d: (r.rotate, r.blur) for d, r in recipes.items()} == {
         "ade20k": (True, True), "voc": (True, True), "cityscapes": (False, False)}
-    assert {d: r.crop_size for d, r in RECIPES.items()} == {
+    assert {d: facts.crop_size for d, facts in bench.items()} == {
         "ade20k": 473, "voc": 473, "cityscapes": 713}

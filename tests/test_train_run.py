@@ -15,7 +15,7 @@ from PIL import Image
 
 import psp_torch
 from pspnet_caffe.converter.convert import convert
-from pspnet_caffe.eval import datasets as ds
+from psp_torch import datasets as ds
 from pspnet_caffe.eval import run as eval_run
 from pspnet_caffe.train import run as train_run
 
@@ -49,8 +49,8 @@ def custom(tmp_path_factory):
     root = tmp_path_factory.mktemp("custom")
     lines = []
     for img in sorted((SAMPLES / "VOC2012" / "JPEGImages").glob("*.jpg")):
-        voc = ds.read_label(SAMPLES / "VOC2012" / "SegmentationClass" / f"{img.stem}.png",
-                            "voc", 21)
+        voc = ds.get("voc").read_label(
+            SAMPLES / "VOC2012" / "SegmentationClass" / f"{img.stem}.png", 21)
         lab = np.where(voc == 255, 255, np.where(voc == 0, 0, np.where(voc == 15, 1, 2)))
         (root / "images").mkdir(exist_ok=True)
         (root / "labels").mkdir(exist_ok=True)

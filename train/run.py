@@ -24,25 +24,11 @@ if __package__ in (None, ""):  # run as a script: its folder must not shadow oth
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
-from psp_torch import cli
-from psp_torch.presets import BY_DATASET
-from pspnet_caffe.eval import datasets as ds
+from psp_torch import cli, datasets
+from psp_torch.config import PSPNetConfig, option_defaults, options
 from pspnet_caffe.train import augment as A
-from pspnet_caffe.train import config, trainer
+from pspnet_caffe.train import config, data, trainer
 from pspnet_caffe.train.init import ARCHS
-
-
-def _bins(text: str) -> tuple:
-    if text.lower() in ("none", "0", ""):
-        return ()
-    try:
-        bins = tuple(int(b) for b in text.split(","))
-    except ValueError:
-        raise cli.argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
-                                             f"integers (or 'none')") from None
-    if any(b < 1 for b in bins) or len(set(bins)) != len(bins):
-        raise cli.argparse.ArgumentTypeError(f"{text!r}: bins must be distinct and >= 1")
-    return bins
 
 
 def _fraction_or_float(text: str) -> float:
@@ -60,7 +46,7 @@ def parse_args(argv=None):
     p = cli.parser("train/run.py", __doc__)
     g = p.add_argument_group("data")
     g.add_argument("--data-root", required=True, help="dataset folder in its own layout")
-    g.add_argument("--dataset", choices=ds.DATASETS,
+    g.add_argument("--dataset", choices=datasets.names(),
                    help="a benchmark's training split (ADE20K training, VOC train_aug, "
                         "Cityscapes train) and its recipe; with --list: its label convention")
     g.add_argument("--list", help="one's own dataset: 'image label' per line, relative to "
@@ -84,13 +70,7 @@ def parse_args(argv=None):
     g.add_argument("--arch", choices=tuple(ARCHS), help="build this architecture instead")
     g.add_argument("--init-backbone", help="with --arch: ImageNet ResNet in the authors' "
                                            "initmodel layout (resnet{50,101,152}_v2.pth)")
-    g.add_argument("--bins", type=_bins, help="with --arch: pyramid bins, e.g. 1,2,3,6 (the "
-                                               "release), 1, or none (dilated FCN) [1,2,3,6]")
-    g.add_argument("--pool", choices=("ave", "max"), help="with --arch: pyramid pooling [ave]")
-    g.add_argument("--no-reduction", action="store_true",
-                   help="with --arch: no 1x1 dimension reduction after the pooling")
-    g.add_argument("--dropout", type=cli.fraction, help="dropout before conv6 / conv6_1 "
-                                                        "[preset: 0.1]")
+    cli.add_options(g, options(), option_defaults(), only="(with --arch)")
     g = p.add_argument_group("recipe (defaults: psp_torch.presets, per dataset)")
     g.add_argument("--iters", type=cli.positive_int, help="iterations [preset]")
     g.add_argument("--batch-size", type=cli.positive_int, help="global batch [16]")
@@ -138,18 +118,25 @@ def parse_args(argv=None):
         p.error("--class-names goes with --list")
     if (args.init is None) == (args.arch is None):
         p.error("give exactly one of --init FILE and --arch NAME")
-    if args.init and (args.init_backbone or args.bins is not None or args.pool or
-                      args.no_reduction):
-        p.error("--init-backbone, --bins, --pool and --no-reduction go with --arch (a model "
-                "file has its own)")
+    arch_only = ["--init-backbone"] * bool(args.init_backbone) + [
+        f"--{n.replace('_', '-')}" for n, v in cli.given_options(args, options()).items()
+        if options()[n].arch_only]
+    if args.init and arch_only:
+        p.error(f"{', '.join(arch_only)} go with --arch (a model file has its own)")
+    try:       # the network options are checked where they are defined: the config
+        PSPNetConfig(num_classes=1, crop_size=args.crop_size or
+                     data.dataset_facts(args.dataset).crop_size,
+                     **cli.given_options(args, options()))
+    except ValueError as exc:
+        p.error(str(exc))
     if args.val and args.list:
         p.error("--val validates on a benchmark's val split; with --list use --val-list")
     if args.val_every and not (args.val or args.val_list):
         p.error("--val-every needs --val or --val-list")
     if args.dataset and args.num_classes and not args.list and \
-            args.num_classes != BY_DATASET[args.dataset].num_classes:
+            args.num_classes != datasets.get(args.dataset).num_classes:
         p.error(f"--num-classes {args.num_classes}: {args.dataset} has "
-                f"{BY_DATASET[args.dataset].num_classes} classes")
+                f"{datasets.get(args.dataset).num_classes} classes")
     return args
 
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from psp_torch.digest import state_sha256
 from psp_torch.io import atomic_write, save_pspnet
 from psp_torch.runtime import Dist
-from pspnet_caffe.eval import datasets as ds
+from psp_torch import datasets
 from pspnet_caffe.eval.evaluate import evaluate
 from pspnet_caffe.eval.metrics import summary
 from pspnet_caffe.eval.protocol import Settings
@@ -59,7 +59,7 @@ def valid_pixels(labels: torch.Tensor, loss_scale: float) -> int:
     """Labels the loss counts (255 = ignored), at the loss's sampling (`loss_scale`)."""
     step = int(round(1 / loss_scale))
     lab = labels[:, ::step, ::step] if step > 1 else labels
-    return int((lab != ds.IGNORE).sum())
+    return int((lab != datasets.IGNORE).sum())
 
 
 def autocast_factory(amp: str, device: str):
