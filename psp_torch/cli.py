@@ -55,24 +55,26 @@ def _shown(value) -> str:
     return str(value)
 
 
-def add_options(group, options: dict, defaults: dict, only: str = "") -> None:
+def add_options(group, options: dict, defaults: dict, only: str = "", kept: str = "") -> None:
     """One flag per network option (`psp_torch.config.options()`): ``--NAME`` (``--no-NAME``
     for a bool that is on by default), its type, choices and help from the field; the
     parsed value lands in ``args.NAME``, None when the flag is not given. `only` is appended
-    to the help of the options that apply only to a network built from scratch."""
+    to the help of the options that apply only to a network built from scratch, `kept` to
+    the default of the others (what a model file does without the flag)."""
     for name, opt in options.items():
         default = defaults[name]
         flag = "--" + name.replace("_", "-")
         where = f" {only}" if only and opt.arch_only else ""
+        otherwise = f"; {kept}" if kept and not opt.arch_only else ""
         if isinstance(default, bool):
             group.add_argument(f"--no-{flag[2:]}" if default else flag, dest=name,
                                action="store_const", const=not default, default=None,
                                help=f"{'without' if default else 'with'}: {opt.help}{where} "
-                                    f"(default: {'with' if default else 'without'})")
+                                    f"(default: {'with' if default else 'without'}{otherwise})")
             continue
         parse = opt.parse or (_tuple_of_ints if isinstance(default, tuple) else type(default))
         group.add_argument(flag, dest=name, type=parse, choices=opt.choices, default=None,
-                           help=f"{opt.help}{where} (default: {_shown(default)})")
+                           help=f"{opt.help}{where} (default: {_shown(default)}{otherwise})")
 
 
 def given_options(args, options: dict) -> dict:

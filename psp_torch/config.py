@@ -150,14 +150,14 @@ class PSPNetConfig:
         return PSPNetConfig(**{**asdict(self), "aux_width": aux_width})
 
 
-def options() -> dict[str, Option]:
+def options(config: type = PSPNetConfig) -> dict[str, Option]:
     """The network options (fields declared with `option`), by field name."""
-    return {f.name: f.metadata[OPTION] for f in fields(PSPNetConfig) if OPTION in f.metadata}
+    return {f.name: f.metadata[OPTION] for f in fields(config) if OPTION in f.metadata}
 
 
-def option_defaults() -> dict:
+def option_defaults(config: type = PSPNetConfig) -> dict:
     """The release's value of every network option (the fields' defaults)."""
-    return {f.name: f.default for f in fields(PSPNetConfig) if OPTION in f.metadata}
+    return {f.name: f.default for f in fields(config) if OPTION in f.metadata}
 
 
 def preset_config(name: str, aux: bool = False) -> PSPNetConfig:

@@ -8,6 +8,8 @@ import pytest
 
 from pspnet_caffe.train import checkpoint as ck
 from pspnet_caffe.train import run as train_run
+from psp_torch import cli
+from psp_torch.config import PSPNetConfig, option, option_defaults, options
 from psp_torch.identity import EXEMPT, IDENTITY, exempt
 from pspnet_caffe.train.config import TrainConfig, from_args, identity
 
@@ -70,3 +72,36 @@ def test_a_new_field_is_in_the_identity_and_a_resume_with_another_value_is_refus
                                                            log_every=50)), "h" * 64)
     with pytest.raises(ck.ResumeError, match=r"--label-smoothing 0\.0 -> 0\.1"):
         ck.check_same_run("ckpt.pth", saved, identity(new), "h" * 64)
+
+
+def test_a_new_network_option_is_a_flag_with_no_other_edit():
+    """A field declared with `option` in PSPNetConfig is a train/run.py flag (type, choices,
+    help and default from the field), applied with one dataclasses.replace."""
+    Extended = dataclasses.make_dataclass(
+        "Extended", [("aux_stage", int, option(4, "stage the aux head reads", choices=(3, 4))),
+                     ("deep_head", bool, option(False, "a deeper head"))],
+        bases=(PSPNetConfig,), frozen=True)
+    p = cli.parser("x", None)
+    cli.add_options(p, options(Extended), option_defaults(Extended), only="(with --arch)")
+    text = p.format_help()
+    assert "--aux-stage {3,4}" in text and "stage the aux head reads (with --arch) (default: 4)" \
+        in " ".join(text.split())
+    assert "--deep-head" in text and "--no-reduction" in text and "--bins BINS" in text
+    given = cli.given_options(p.parse_args(["--aux-stage", "3", "--deep-head", "--no-reduction",
+                                            "--bins", "1,2"]), options(Extended))
+    assert given == {"aux_stage": 3, "deep_head": True, "reduction": False, "bins": (1, 2)}
+    c = dataclasses.replace(Extended(num_classes=2), **given)
+    assert (c.aux_stage, c.deep_head, c.reduction, c.bins, c.pool) == (3, True, False, (1, 2), "ave")
+    assert cli.given_options(p.parse_args([]), options(Extended)) == {}
+    with pytest.raises(SystemExit):
+        p.parse_args(["--aux-stage", "5"])             # choices from the field: usage error
+
+
+def test_network_options_are_checked_by_the_config_as_usage_errors(capsys):
+    argv = ["--data-root", "d", "--dataset", "voc", "--arch", "pspnet50", "--out", "o"]
+    for extra, message in [(["--bins", "1,1"], "bins [1, 1]"), (["--bins", "0"], "bins [0]"),
+                           (["--dropout", "1"], "dropout 1.0"),
+                           (["--pool", "min"], "invalid choice: 'min'")]:
+        with pytest.raises(SystemExit) as e:
+            train_run.parse_args(argv + extra)
+        assert e.value.code == 2 and message in capsys.readouterr().err

@@ -187,7 +187,7 @@ def test_loss_is_main_plus_weighted_aux_over_valid_pixels():
     # no aux / weight 0: main only; a given normalizer replaces the count
     t0, _, a0 = deep_supervision_loss({"out": out, "aux": aux}, labels, aux_weight=0.0)
     assert float(t0) == pytest.approx(ce(out), rel=1e-6) and float(a0) == 0.0
-    t1, m1, _ = deep_supervision_loss(out, labels, normalizer=2.0 * n)
+    t1, m1, _ = deep_supervision_loss(out, labels, aux_weight=0.4, normalizer=2.0 * n)
     assert float(m1) == pytest.approx(ce(out) / 2, rel=1e-6)
 
 
@@ -197,11 +197,11 @@ def test_loss_scale_one_eighth_uses_every_8th_label_and_the_stride8_scores():
     from psp_torch.layers.interp import interp
     full = interp(raw, (33, 33))
     labels = torch.randint(0, 3, (1, 33, 33))
-    _, main, _ = deep_supervision_loss({"out": full}, labels, loss_scale=1 / 8)
+    _, main, _ = deep_supervision_loss({"out": full}, labels, aux_weight=0.4, loss_scale=1 / 8)
     direct = F.cross_entropy(raw, labels[:, ::8, ::8])
     assert float(main) == pytest.approx(float(direct), rel=1e-6)
     with pytest.raises(ValueError, match="loss_scale"):
-        deep_supervision_loss({"out": full}, labels, loss_scale=0.3)
+        deep_supervision_loss({"out": full}, labels, aux_weight=0.4, loss_scale=0.3)
 
 
 # --- BN ---------------------------------------------------------------------------------------
@@ -288,7 +288,8 @@ def test_slim_model_learns_the_two_sample_images():
     x, y = _two_images(49)
     opt = make_optimizer(model, "caffe", lr=0.02)
     iters = 20
-    log = [train_step(model, opt, x, y, iteration=it, max_iter=iters, base_lr=0.02)
+    log = [train_step(model, opt, x, y, iteration=it, max_iter=iters, base_lr=0.02,
+                      aux_weight=0.4)
            for it in range(iters)]
     first, last = log[0], log[-1]
     assert all(math.isfinite(r["loss"]) for r in log)
@@ -309,7 +310,8 @@ def test_train_step_is_deterministic_on_cpu():
     def run():
         model = slim_model(seed=7, crop_size=49)
         opt = make_optimizer(model)
-        out = [train_step(model, opt, x, y, iteration=i, max_iter=3, base_lr=0.01)["loss"]
+        out = [train_step(model, opt, x, y, iteration=i, max_iter=3, base_lr=0.01,
+                          aux_weight=0.4)["loss"]
                for i in range(3)]
         return out, model.state_dict()
     (l1, s1), (l2, s2) = run(), run()

@@ -214,7 +214,7 @@ def test_ctrl_c_stops_cleanly_after_a_checkpoint(custom, slim, tmp_path):
     args = [str(a) for a in _args(custom, slim, out, "--iters", "4", "--augment", "none",
                                   "--save-every", "1000")]
     proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"),
-                             "pspnet_caffe.train.step:train_step", "2",
+                             "pspnet_caffe.train.trainer:train_step", "2",
                              str(ROOT / "train" / "run.py"), *args],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})

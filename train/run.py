@@ -70,16 +70,20 @@ def parse_args(argv=None):
     g.add_argument("--arch", choices=tuple(ARCHS), help="build this architecture instead")
     g.add_argument("--init-backbone", help="with --arch: ImageNet ResNet in the authors' "
                                            "initmodel layout (resnet{50,101,152}_v2.pth)")
-    cli.add_options(g, options(), option_defaults(), only="(with --arch)")
-    g = p.add_argument_group("recipe (defaults: psp_torch.presets, per dataset)")
-    g.add_argument("--iters", type=cli.positive_int, help="iterations [preset]")
-    g.add_argument("--batch-size", type=cli.positive_int, help="global batch [16]")
-    g.add_argument("--crop-size", type=cli.positive_int, help="crop side [preset; 8k+1]")
-    g.add_argument("--lr", type=cli.positive_float, help="base learning rate [0.01]")
-    g.add_argument("--momentum", type=cli.fraction, help="[0.9]")
-    g.add_argument("--weight-decay", type=cli.nonnegative_float, help="[1e-4]")
-    g.add_argument("--aux-weight", type=cli.nonnegative_float, help="aux loss weight (0 = no "
-                                                                    "aux loss) [0.4]")
+    cli.add_options(g, options(), option_defaults(), only="(with --arch)",
+                    kept="--init: the model file's own")
+    g = p.add_argument_group("recipe (defaults: the dataset's, psp_torch.datasets)")
+    paper = datasets.TrainRecipe          # the paper's recipe: its defaults, per dataset
+    g.add_argument("--iters", type=cli.positive_int, help="iterations [the dataset's]")
+    g.add_argument("--batch-size", type=cli.positive_int,
+                   help=f"global batch [{paper.batch_size}]")
+    g.add_argument("--crop-size", type=cli.positive_int, help="crop side [the dataset's; 8k+1]")
+    g.add_argument("--lr", type=cli.positive_float,
+                   help=f"base learning rate [{paper.base_lr}]")
+    g.add_argument("--momentum", type=cli.fraction, help=f"[{paper.momentum}]")
+    g.add_argument("--weight-decay", type=cli.nonnegative_float, help=f"[{paper.weight_decay}]")
+    g.add_argument("--aux-weight", type=cli.nonnegative_float,
+                   help=f"aux loss weight (0 = no aux loss) [{paper.aux_weight}]")
     g.add_argument("--loss-scale", type=_fraction_or_float, default=1.0,
                    help="1 = loss at the crop's resolution; 1/8 = labels every 8th pixel")
     g.add_argument("--sgd", choices=("caffe", "torch"), default="caffe",

@@ -41,9 +41,9 @@ from . import distributed as dd
 from . import faults as F
 from . import model as M
 from . import plot
-from . import step as S          # S.train_step looked up per call (bench/paused.py wraps it)
 from .config import TrainConfig, identity
 from .optim import make_optimizer
+from .step import train_step
 
 CHECKPOINT = "checkpoint.pth"
 MODEL = "model.pth"
@@ -296,10 +296,10 @@ class Trainer:
         if d.world > 1:         # the global batch's valid pixels, shared out
             g = dd.all_sum([valid_pixels(labels, c.loss_scale)], d)[0]
             normalizer = max(g, 1.0) / d.world
-        r = S.train_step(self.net, self.opt, images, labels, iteration=self.iteration,
-                         max_iter=c.iters, base_lr=c.lr, aux_weight=c.aux_weight,
-                         loss_scale=c.loss_scale, normalizer=normalizer, scaler=self.scaler,
-                         autocast=self.autocast)
+        r = train_step(self.net, self.opt, images, labels, iteration=self.iteration,
+                       max_iter=c.iters, base_lr=c.lr, aux_weight=c.aux_weight,
+                       loss_scale=c.loss_scale, normalizer=normalizer, scaler=self.scaler,
+                       autocast=self.autocast)
         if d.world > 1:
             r["loss"], r["main"], r["aux"] = (
                 v / d.world for v in dd.all_sum([r["loss"], r["main"], r["aux"]], d))
