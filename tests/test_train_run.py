@@ -190,7 +190,7 @@ def test_amp_and_channels_last_run_on_cpu(custom, slim, tmp_path):
      "--list needs --iters"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc"], "exactly one of --init"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc", "--init", "a", "--bins", "1"],
-     "go with --arch"),
+     "--bins: only with --arch"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc", "--arch", "pspnet50",
       "--loss-scale", "2"], "must be in (0, 1]"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc", "--arch", "pspnet50",

@@ -126,7 +126,7 @@ def parse_args(argv=None):
         f"--{n.replace('_', '-')}" for n, v in cli.given_options(args, options()).items()
         if options()[n].arch_only]
     if args.init and arch_only:
-        p.error(f"{', '.join(arch_only)} go with --arch (a model file has its own)")
+        p.error(f"{', '.join(arch_only)}: only with --arch (a model file has its own)")
     try:       # the network options are checked where they are defined: the config
         PSPNetConfig(num_classes=1, crop_size=args.crop_size or
                      data.dataset_facts(args.dataset).crop_size,
