@@ -95,7 +95,8 @@ def identity(config: TrainConfig) -> dict:
 
 def from_args(args) -> TrainConfig:
     """The config of parsed arguments (train/run.py's parser): every default of the dataset's
-    recipe (`data.training_facts`, from `psp_torch.presets`) filled in, here and nowhere else."""
+    recipe (`data.training_facts`, from `psp_torch.datasets`) and the network options given
+    (the release's for --arch) filled in, here and nowhere else."""
     facts = D.training_facts(args.dataset)
 
     def preset(name):

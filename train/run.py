@@ -123,8 +123,8 @@ def parse_args(argv=None):
     if (args.init is None) == (args.arch is None):
         p.error("give exactly one of --init FILE and --arch NAME")
     arch_only = ["--init-backbone"] * bool(args.init_backbone) + [
-        f"--{n.replace('_', '-')}" for n, v in cli.given_options(args, options()).items()
-        if options()[n].arch_only]
+        f"--{name.replace('_', '-')}" for name in cli.given_options(args, options())
+        if options()[name].arch_only]
     if args.init and arch_only:
         p.error(f"{', '.join(arch_only)}: only with --arch (a model file has its own)")
     try:       # the network options are checked where they are defined: the config
