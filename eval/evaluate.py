@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from psp_torch import datasets
 from psp_torch.runtime import Dist, all_sum_int
-from . import datasets as ds
 from .metrics import Stats, image_stats
 from .protocol import Settings, predict, scaled_images, segment
 
@@ -38,8 +37,8 @@ class Images(torch.utils.data.Dataset):
         if s.name in self.done:
             return i, None, None, None
         gt = None if s.label is None else \
-            ds.read_ground_truth(s, self.dataset, self.settings.num_classes)
-        img = ds.read_image(s.image)
+            datasets.get(self.dataset).read_ground_truth(s, self.settings.num_classes)
+        img = datasets.read_image(s.image)
         return i, img, scaled_images(img, self.settings), gt
 
 
@@ -60,7 +59,7 @@ def images(items, dataset: str, settings: Settings, *, workers: int = 0,
 
 def check_label_size(sample, image: np.ndarray, label: np.ndarray | None) -> None:
     if label is not None and label.shape != image.shape[:2]:
-        raise ds.DatasetError(
+        raise datasets.DatasetError(
             f"{sample.label}: label is {label.shape[0]}x{label.shape[1]} (rows x cols), its "
             f"image {sample.image} is {image.shape[0]}x{image.shape[1]}")
 
@@ -80,7 +79,7 @@ def evaluate(model, items, dataset: str, settings: Settings, d: Dist = Dist(), *
                                    total=len(shard), unit="img", desc=desc, leave=False,
                                    disable=not (progress and d.main)):
         if gt is None:
-            raise ds.DatasetError(f"{shard[i].image}: no label to score the prediction against")
+            raise datasets.DatasetError(f"{shard[i].image}: no label to score the prediction against")
         check_label_size(shard[i], img, gt[0])
         pred = predict(segment(model, img, settings, scaled))
         stats.add(score_image(pred, gt, dataset, settings.num_classes))

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from psp_torch import datasets
+from psp_torch.datasets import IGNORE, DatasetError, read_png_values
 from psp_torch.io import atomic_write
-
-from .datasets import IGNORE, DatasetError, read_png_values
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:

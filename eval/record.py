@@ -7,9 +7,9 @@ exactly those facts:
     {"format": "pspnet_caffe.eval.run/1",
      "model": {"sha256": ..., "from": "X.pth" | "MODULE:CALLABLE"},
      "dataset": ..., "split": ...,
-     "settings": every field of protocol.Settings except those that cannot change a
-                 prediction (batch: how many windows share a network call), with the device
-                 reduced to its kind (cpu / cuda: float summation differs between them)}
+     "settings": every field of protocol.Settings not exempt from its identity (batch: how
+                 many windows share a network call), with the device reduced to its kind
+                 (cpu / cuda: float summation differs between them)}
 
 `model.from` is informative (a moved file is the same model); everything else must match. A
 record written before a setting existed reads as that setting's default (e.g. ``compile``:
@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path, PurePath
+from pathlib import Path
 
+from psp_torch.identity import IDENTITY, identity_fields
 from psp_torch.io import atomic_write
 
 from .protocol import Settings
 
 FORMAT = "pspnet_caffe.eval.run/1"
 NAME = "run.json"
-NOT_PREDICTIVE = ("batch",)        # Settings fields that never change a prediction
 DEFAULTS = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(Settings)
                                   if f.default is not dataclasses.MISSING}))
 
@@ -36,23 +36,8 @@ class RecordMismatch(ValueError):
     """--resume on a folder made by another model or other settings (message says what)."""
 
 
-def identity_fields(settings, exempt=()) -> dict:
-    """Every field of the dataclass `settings` except those named in `exempt`, as the JSON
-    values a record reads back (tuples -> lists, a path -> its absolute form): the identity of
-    a run is derived from its settings, so a new field is in it unless someone exempts it."""
-    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
-              if f.name not in exempt}
-    return json.loads(json.dumps(fields, default=_plain))
-
-
-def _plain(value):
-    if isinstance(value, PurePath):
-        return str(Path(value).resolve())
-    raise TypeError(f"{type(value).__name__} {value!r} has no JSON form for a run record")
-
-
 def make(model_sha256: str, model_from: str, dataset: str, split: str, settings) -> dict:
-    fields = identity_fields(settings, NOT_PREDICTIVE)
+    fields = identity_fields(settings, IDENTITY)
     if "device" in fields:
         fields["device"] = str(fields["device"]).split(":")[0]
     return {"format": FORMAT, "model": {"sha256": model_sha256, "from": str(model_from)},

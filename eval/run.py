@@ -12,6 +12,7 @@ See eval/README.md for the protocol, the outputs and the expected numbers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import sys
@@ -26,7 +27,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.eval import record
 from pspnet_caffe.eval.clock import NetworkClock, outside_share
 from pspnet_caffe.eval.evaluate import check_label_size, images, score_image
@@ -35,19 +35,14 @@ from pspnet_caffe.eval.image_scores import ImageScores
 from pspnet_caffe.eval.metrics import Stats, summary
 from pspnet_caffe.eval.outputs import Writer
 from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, predict,
-                                        segment, segment_counted)  # noqa: F401 (tests patch)
+                                        segment_counted)
 from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
 from psp_torch import cli, datasets, runtime
 from psp_torch.compiled import compile_model, compile_problem
-from psp_torch.datasets import listfile
+from psp_torch.datasets import MS_SCALES, listfile
 from psp_torch.digest import file_sha256, state_sha256
 from psp_torch import limits as model_limits
-from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
-
-# results.json's "settings": every protocol setting (derived from `Settings`, so a new one is
-# reported without an edit here) except the class count (the table has it) and where and in
-# how many windows per call the network ran (batch, device; run.json records the device kind)
-RESULT_EXEMPT = ("num_classes", "batch", "device")
+from psp_torch.identity import REFERENCE, REPORT, identity_fields
 
 
 def _scales(text: str) -> tuple:
@@ -67,7 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     src.add_argument("--weights", help="model file (.pth written by converter/convert.py)")
     src.add_argument("--model", help="MODULE:CALLABLE returning a model (custom models)")
     src.add_argument("--onnx", help="ONNX model (converter/export.py --onnx) run by ONNX Runtime")
-    p.add_argument("--dataset", choices=ds.DATASETS, help="dataset (default: the model's meta)")
+    p.add_argument("--dataset", choices=datasets.names(),
+                   help="dataset (default: the model's meta)")
     p.add_argument("--data-root", help="dataset folder in its own layout")
     p.add_argument("--split", help="val or test (default: the split of the published numbers)")
     p.add_argument("--list", help="the authors' list file: 'image [label]' per line")
@@ -100,9 +96,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="stable, or matlab: caffe_process.m's float32 exp(score) with its "
                         "overflow to NaN (see eval/README.md)")
     p.add_argument("--crop-size", type=cli.positive_int,
-                   help="window side (default: preset / model meta)")
+                   help="window side (default: the model's meta, else the dataset's)")
     p.add_argument("--base-size", type=cli.positive_int,
-                   help="longer side at scale 1 (default: preset / model meta)")
+                   help="longer side at scale 1 (default: the model's meta, else the dataset's)")
     p.add_argument("--save-probs", action="store_true", help="OUT/probs/<stem>.npy, float32 CxHxW")
     p.add_argument("--resume", action="store_true", help="skip images with saved outputs "
                    "(refused unless OUT/run.json shows the same model and settings)")
@@ -167,63 +163,74 @@ def custom_names(args, meta: dict) -> list[str]:
     return list(names) if names and len(names) == n else listfile.default_class_names(n)
 
 
-def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
+def authors_settings(facts: datasets.Dataset, num_classes: int) -> Settings:
+    """The authors' protocol on a dataset: `Settings`' defaults, with the dataset's crop and
+    every setting its `EvalDefaults` declares (base size, window stride rate)."""
+    declared = {f.name: getattr(facts.eval, f.name) for f in dataclasses.fields(facts.eval)
+                if f.name in Settings.__dataclass_fields__}
+    return Settings(num_classes=num_classes, crop_size=facts.crop_size, **declared)
+
+
+def resolve_settings(args, meta: dict) -> tuple[str, Settings, bool]:
+    """(dataset name, protocol settings, whether the classes are one's own): a benchmark's
+    classes unless --num-classes gives one's own (labels as stored, one's own defaults, no
+    published numbers)."""
     meta = {k: v for k, v in meta.items() if v is not None}  # generic conversions leave gaps
-    if args.num_classes is not None:            # one's own classes: labels as stored
-        dataset, preset = args.dataset or ds.CUSTOM, None
+    own_classes = args.num_classes is not None
+    if own_classes:
+        dataset, defaults = args.dataset or listfile.DATASET.name, listfile.DATASET
         num_classes = meta.get("num_classes", args.num_classes)
         if num_classes != args.num_classes:
             raise ValueError(f"{args.weights or args.model}: the model has {num_classes} "
                              f"classes, --num-classes is {args.num_classes}")
         args.names = custom_names(args, meta)
-        defaults = datasets.get(ds.CUSTOM).eval
     else:
         dataset = args.dataset or meta.get("dataset")
-        if dataset not in ds.DATASETS:
+        if dataset not in datasets.names():
             raise cli.UsageError("the model has no known dataset in its meta: pass --dataset "
                                  "(or --num-classes with --list for one's own classes)")
-        preset = BY_DATASET[dataset]
-        num_classes = meta.get("num_classes", preset.num_classes)
+        defaults = datasets.get(dataset)
+        num_classes = meta.get("num_classes", defaults.num_classes)
         if args.dataset and meta.get("dataset") not in (None, args.dataset):
             print(f"warning: model meta says dataset {meta['dataset']!r}, evaluating on "
                   f"{dataset!r}", file=sys.stderr)
-        facts = datasets.get(dataset)
-        if num_classes != facts.num_classes:
+        if num_classes != defaults.num_classes:
             raise ValueError(f"{args.weights or args.model}: the model has {num_classes} "
-                             f"classes, {dataset} has {facts.num_classes}")
-        args.names = list(facts.classes)
-        defaults = facts.eval
-    scales = defaults.ms_scales if args.ms else args.scales or (1.0,)
-    settings = Settings(
-        num_classes=num_classes,
+                             f"classes, {dataset} has {defaults.num_classes}")
+        args.names = list(defaults.classes)
+    base = authors_settings(defaults, num_classes)
+    scales = defaults.eval.ms_scales if args.ms else args.scales or (1.0,)
+    settings = dataclasses.replace(
+        base,
         crop_size=args.crop_size if args.crop_size is not None
-        else meta.get("crop_size", defaults.crop_size),
+        else meta.get("crop_size", base.crop_size),
         base_size=args.base_size if args.base_size is not None
-        else meta.get("base_size", defaults.base_size),
-        mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
+        else meta.get("base_size", base.base_size),
+        mean_rgb=tuple(meta.get("mean_rgb", base.mean_rgb)),
         scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
         device=args.device, precision=args.precision, softmax=args.softmax,
-        stride_rate=defaults.stride_rate, compile=args.compile)
-    return dataset, settings, preset
+        compile=args.compile)
+    return dataset, settings, own_classes
 
 
-def reference_for(dataset: str, split: str, settings: Settings, preset, full: str | None):
+def reference_for(dataset: str, split: str, settings: Settings, own_classes: bool,
+                  full: str | None):
     """(published numbers or None, None if they apply else the reason they do not): the
-    dataset's evaluation defaults (psp_torch.datasets) and the released model's mean."""
+    dataset's evaluation defaults (psp_torch.datasets); every setting not exempt from the
+    comparison (`Settings`) must be the authors' (`authors_settings`)."""
     if full:
         return None, full
-    if preset is None:
+    if own_classes:
         return None, "one's own dataset (--num-classes)"
-    authors = datasets.get(dataset).eval
+    facts = datasets.get(dataset)
+    authors = facts.eval
     if split != authors.split:
         return None, f"published numbers are on {authors.split}, not {split}"
-    default = (settings.crop_size == authors.crop_size and settings.base_size == authors.base_size
-               and tuple(settings.mean_rgb) == tuple(preset.mean_rgb) and settings.flip
-               and settings.resize == "matlab" and settings.precision == "fp32"
-               and settings.stride_rate == authors.stride_rate)
-    if not default:
-        return None, ("settings differ from the authors' (crop/base/mean/flip/resize/precision/"
-                      "stride)")
+    theirs = identity_fields(authors_settings(facts, settings.num_classes), REFERENCE)
+    ours = identity_fields(settings, REFERENCE)
+    differ = [f"{k} {ours[k]}, theirs {theirs[k]}" for k in theirs if ours[k] != theirs[k]]
+    if differ:
+        return None, f"settings differ from the authors' ({'; '.join(differ)})"
     if settings.scales == (1.0,):
         ref = authors.published_ss
     elif settings.scales == tuple(authors.ms_scales):
@@ -297,7 +304,7 @@ def run_images(args, model, dataset, settings) -> int:
     classes = args.names
     softmax_counts = SoftmaxCounts()
     for p, name in tqdm(list(zip(paths, names)), unit="img", disable=len(paths) < 2):
-        img = ds.read_image(p)
+        img = datasets.read_image(p)
         probs, nan_counts = segment_counted(model, img, settings)
         softmax_counts.add(nan_counts)
         pred = predict(probs)
@@ -344,19 +351,20 @@ def prepare_folder(out: Path, writer: Writer, rec: dict, resume: bool, owner: bo
     record.write(out, rec)
 
 
-def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
+def run_dataset(args, model, dataset, settings, own_classes: bool, d: runtime.Dist) -> int:
     rank, world = d.rank, d.world
     facts = datasets.get(dataset)
-    split = args.split or (facts if preset else datasets.get(ds.CUSTOM)).eval.split
+    split = args.split or (listfile.DATASET if own_classes else facts).eval.split
     out = Path(args.out or f"eval_out/{dataset}_{split}")
-    items = ds.samples(dataset, args.data_root, split, args.list)
+    items = facts.samples(args.data_root, split) if args.list is None \
+        else facts.list_samples(args.data_root, args.list)
     reason = None
-    bad = ds.missing_files(items)
+    bad = datasets.missing_files(items)
     if bad:
         listing = "\n  ".join(bad[:50]) + (f"\n  ... and {len(bad) - 50} more" if len(bad) > 50
                                            else "")
         if not args.skip_missing:
-            raise ds.DatasetError(f"{bad[0].rsplit(' (', 1)[0]}: {len(bad)} dataset file(s) "
+            raise datasets.DatasetError(f"{bad[0].rsplit(' (', 1)[0]}: {len(bad)} dataset file(s) "
                                   f"missing or unreadable "
                                   f"(nothing was run; --skip-missing skips them):\n  {listing}")
         if rank == 0:
@@ -378,7 +386,7 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
         submission = facts.split(split).submission
         reason = (f"no ground truth: {facts.title} {split} is scored by the official server; "
                   f"submit {out / submission}" if submission else "no ground truth")
-    reference, reason = reference_for(dataset, split, settings, preset, reason)
+    reference, reason = reference_for(dataset, split, settings, own_classes, reason)
 
     writer = Writer(out, dataset, split)
     model_sha, model_from = model_identity(args, model)
@@ -406,7 +414,7 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
                 pred = writer.read_prediction(s.name)
                 softmax_counts.add(SoftmaxCounts.from_meta(writer.read_meta(s.name)))
                 if s.label is not None:
-                    gt = ds.read_ground_truth(s, dataset, settings.num_classes)
+                    gt = facts.read_ground_truth(s, settings.num_classes)
                 resumed += 1
             else:
                 check_label_size(s, img, None if gt is None else gt[0])
@@ -449,7 +457,7 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
         return 0
     info = {"dataset": dataset, "split": split, "images": len(items),
             "model": getattr(model, "meta", {}).get("name"), "model_sha256": model_sha,
-            "settings": record.identity_fields(settings, RESULT_EXEMPT),
+            "settings": identity_fields(settings, REPORT),
             "softmax": softmax_info}
     res = build_results(total, args.names, info, reference, reason)
     write_results(out, res)
@@ -492,10 +500,10 @@ def _main(args) -> int:
     try:
         model = load_model(args)
         meta = dict(getattr(model, "meta", {}) or {})
-        dataset, settings, preset = resolve_settings(args, meta)
+        dataset, settings, own_classes = resolve_settings(args, meta)
         if args.image:
             return run_images(args, model, dataset, settings) if d.main else 0
-        return run_dataset(args, model, dataset, settings, preset, d)
+        return run_dataset(args, model, dataset, settings, own_classes, d)
     finally:
         runtime.shutdown(d)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from caffe_proto.printable import printable
 
-from . import classes
+from . import datasets
 from .config import is_standard_width, match_preset
 from .digest import file_sha256
 from .limits import DEFAULT, within
@@ -20,14 +20,11 @@ from .presets import CHANNEL_ORDER, MEAN_RGB, PRESETS
 
 
 def _classes(dataset: str, num_classes: int):
-    """(class names, palette) of a dataset from `psp_torch.classes`, None where unknown."""
-    names = classes.CLASS_NAMES.get(dataset) if hasattr(classes, "CLASS_NAMES") else None
-    palette = classes.PALETTES.get(dataset) if hasattr(classes, "PALETTES") else None
-    if names is not None and len(names) != num_classes:
-        names = None
-    if palette is not None:
-        palette = [[int(v) for v in row] for row in palette]
-    return (list(names) if names is not None else None), palette
+    """(class names, palette) of a dataset (`psp_torch.datasets`), None where unknown."""
+    facts = datasets.registry().get(dataset)
+    if facts is None or facts.num_classes != num_classes:
+        return None, None
+    return list(facts.classes), facts.palette.tolist()
 
 
 def preset_meta(name: str) -> dict:
@@ -42,7 +39,7 @@ def preset_meta(name: str) -> dict:
         "palette": palette,
         "crop_size": p.crop_size,
         "base_size": p.base_size,
-        "mean_rgb": list(p.mean_rgb),
+        "mean_rgb": list(MEAN_RGB),
         "channel_order": CHANNEL_ORDER,
     }
 

@@ -103,9 +103,8 @@ def test_library_load_checks_the_device_first(monkeypatch, tmp_path):
 
 
 def test_usage_error_found_after_parsing_exits_2(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr("pspnet_caffe.eval.standin.TinySegNet.__init__",
-                        _no_dataset_init, raising=True)
-    rc, err = _status(eval_cli.main, ["--model", "pspnet_caffe.eval.standin:ade20k",
+    monkeypatch.setattr("standin.TinySegNet.__init__", _no_dataset_init, raising=True)
+    rc, err = _status(eval_cli.main, ["--model", "standin:ade20k",
                                       "--data-root", tmp_path, "--device", "cpu"], capsys)
     assert rc == 2, err
     _one_error_line(err, "pass --dataset")

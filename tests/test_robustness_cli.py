@@ -35,7 +35,8 @@ LAYER = oracle.ORACLE / "layers" / "conv_dilated"
 
 def _env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"),   # tests: standin
+                                         env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"   # progress lines arrive as printed (the Ctrl-C cases wait on them)
     return env
@@ -420,7 +421,7 @@ def make_ade(root: Path, n: int, seed: int = 0) -> Path:
 
 
 def eval_args(data: Path, out: Path, *extra) -> list:
-    return ["--model", "pspnet_caffe.eval.standin:ade20k", "--dataset", "ade20k", "--data-root", data,
+    return ["--model", "standin:ade20k", "--dataset", "ade20k", "--data-root", data,
             "--split", "val", "--out", out, "--workers", "0", "--crop-size", "33",
             "--base-size", "64", *extra]
 

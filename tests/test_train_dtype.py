@@ -124,11 +124,11 @@ def test_loss_never_lowers_float64_and_lifts_half_to_float32():
     scores = torch.randn(2, 5, 4, 3, dtype=torch.float64)
     labels = torch.randint(0, 5, (2, 4, 3))
     labels[0, 0] = 255
-    total, main, aux = deep_supervision_loss({"out": scores, "aux": scores}, labels)
+    total, main, aux = deep_supervision_loss({"out": scores, "aux": scores}, labels, aux_weight=0.4)
     assert total.dtype == main.dtype == aux.dtype == torch.float64
     logp = torch.log_softmax(scores, dim=1)
     valid = labels != 255
     want = -logp.gather(1, labels.clamp(max=4)[:, None])[:, 0][valid].sum() / valid.sum()
     assert abs(float(main) - float(want)) <= 1e-15 * float(want)     # float64 all the way
-    t16, m16, _ = deep_supervision_loss({"out": scores.to(torch.bfloat16)}, labels)
+    t16, m16, _ = deep_supervision_loss({"out": scores.to(torch.bfloat16)}, labels, aux_weight=0.4)
     assert m16.dtype == torch.float32

@@ -88,7 +88,7 @@ def run(request, tmp_path_factory):
     folder = TRAIN / case
     pth = convert(folder / "init.caffemodel", out=tmp_path_factory.mktemp(case) / "init.pth",
                   log=lambda *a: None)
-    model, _ = model_from_file(pth, dropout=0.0)
+    model, _ = model_from_file(pth, options={"dropout": 0.0})
     assert model.config.aux and model.config.dropout == 0.0
     frozen = case == "bn_frozen"
     if frozen:

@@ -15,7 +15,7 @@ from PIL import Image
 
 import psp_torch
 from pspnet_caffe.converter.convert import convert
-from pspnet_caffe.eval import datasets as ds
+from psp_torch import datasets as ds
 from pspnet_caffe.eval import run as eval_run
 from pspnet_caffe.train import run as train_run
 
@@ -49,8 +49,8 @@ def custom(tmp_path_factory):
     root = tmp_path_factory.mktemp("custom")
     lines = []
     for img in sorted((SAMPLES / "VOC2012" / "JPEGImages").glob("*.jpg")):
-        voc = ds.read_label(SAMPLES / "VOC2012" / "SegmentationClass" / f"{img.stem}.png",
-                            "voc", 21)
+        voc = ds.get("voc").read_label(
+            SAMPLES / "VOC2012" / "SegmentationClass" / f"{img.stem}.png", 21)
         lab = np.where(voc == 255, 255, np.where(voc == 0, 0, np.where(voc == 15, 1, 2)))
         (root / "images").mkdir(exist_ok=True)
         (root / "labels").mkdir(exist_ok=True)
@@ -190,7 +190,7 @@ def test_amp_and_channels_last_run_on_cpu(custom, slim, tmp_path):
      "--list needs --iters"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc"], "exactly one of --init"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc", "--init", "a", "--bins", "1"],
-     "go with --arch"),
+     "--bins: only with --arch"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc", "--arch", "pspnet50",
       "--loss-scale", "2"], "must be in (0, 1]"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc", "--arch", "pspnet50",
@@ -214,7 +214,7 @@ def test_ctrl_c_stops_cleanly_after_a_checkpoint(custom, slim, tmp_path):
     args = [str(a) for a in _args(custom, slim, out, "--iters", "4", "--augment", "none",
                                   "--save-every", "1000")]
     proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"),
-                             "pspnet_caffe.train.step:train_step", "2",
+                             "pspnet_caffe.train.trainer:train_step", "2",
                              str(ROOT / "train" / "run.py"), *args],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -30,7 +30,7 @@ from caffe_proto.printable import printable
 from psp_torch.digest import state_sha256
 from psp_torch.io import save_pspnet
 from psp_torch.runtime import Dist
-from pspnet_caffe.eval import datasets as ds
+from psp_torch import datasets
 from pspnet_caffe.eval.evaluate import evaluate
 from pspnet_caffe.eval.metrics import summary
 from pspnet_caffe.eval.protocol import Settings
@@ -42,9 +42,9 @@ from . import distributed as dd
 from . import faults as F
 from . import model as M
 from . import sinks as K
-from . import step as S          # S.train_step looked up per call (bench/paused.py wraps it)
 from .config import TrainConfig, identity
 from .optim import make_optimizer
+from .step import train_step
 
 CHECKPOINT = "checkpoint.pth"
 MODEL = "model.pth"
@@ -60,7 +60,7 @@ def valid_pixels(labels: torch.Tensor, loss_scale: float) -> int:
     """Labels the loss counts (255 = ignored), at the loss's sampling (`loss_scale`)."""
     step = int(round(1 / loss_scale))
     lab = labels[:, ::step, ::step] if step > 1 else labels
-    return int((lab != ds.IGNORE).sum())
+    return int((lab != datasets.IGNORE).sum())
 
 
 def autocast_factory(amp: str, device: str):
@@ -300,10 +300,10 @@ class Trainer:
         if d.world > 1:         # the global batch's valid pixels, shared out
             g = dd.all_sum([valid_pixels(labels, c.loss_scale)], d)[0]
             normalizer = max(g, 1.0) / d.world
-        r = S.train_step(self.net, self.opt, images, labels, iteration=self.iteration,
-                         max_iter=c.iters, base_lr=c.lr, aux_weight=c.aux_weight,
-                         loss_scale=c.loss_scale, normalizer=normalizer, scaler=self.scaler,
-                         autocast=self.autocast)
+        r = train_step(self.net, self.opt, images, labels, iteration=self.iteration,
+                       max_iter=c.iters, base_lr=c.lr, aux_weight=c.aux_weight,
+                       loss_scale=c.loss_scale, normalizer=normalizer, scaler=self.scaler,
+                       autocast=self.autocast)
         if d.world > 1:
             r["loss"], r["main"], r["aux"] = (
                 v / d.world for v in dd.all_sum([r["loss"], r["main"], r["aux"]], d))

@@ -14,9 +14,11 @@ Facts, by field:
   PNGs): VOC 21, ADE20K 151 (0 = "other"), Cityscapes 34 (labelIds).
 - ``splits``: split name -> `Split` (full image count, labelled or not, submission folder);
   ``train_split``: the split the paper trains on.
-- ``eval``: `EvalDefaults` (base size, crop, multi-scale set, window stride rate, the split
-  and the published numbers the report checks against).
-- ``train``: `TrainRecipe` (paper section 5.1: crop, iterations, batch, lr, augmentation).
+- ``crop_size``: the side of the network's input: the training crop, the deploy input and
+  the evaluation window (the released models' fixed input).
+- ``eval``: `EvalDefaults` (base size, multi-scale set, window stride rate, the split and
+  the published numbers the report checks against).
+- ``train``: `TrainRecipe` (paper section 5.1: iterations, batch, lr, augmentation).
 - ``instances``: `InstanceScheme` for instance-weighted scores (Cityscapes iIoU), or None.
 - ``label_png_palette``: predictions are written as palette PNGs with this colour table
   (VOC's own format) or grey (None).
@@ -72,10 +74,10 @@ class Split:
 
 @dataclass(frozen=True)
 class EvalDefaults:
-    """Evaluation defaults: the authors' protocol and what the report compares against."""
+    """Evaluation defaults: the authors' protocol and what the report compares against (the
+    window side is the dataset's ``crop_size``)."""
     split: str                          # default --split: the published numbers' split
     base_size: int                      # long side at scale 1 is base_size + 1
-    crop_size: int                      # window side (= deploy input)
     ms_scales: tuple = MS_SCALES        # --ms
     stride_rate: float = STRIDE_RATE     # window stride = ceil(crop * stride_rate)
     published_ss: Published | None = None   # single scale, on `split`
@@ -90,11 +92,9 @@ class TrainRecipe:
     scale and rotation ranges, blur: paper section 5.1 / 4 (rotation and Gaussian blur "for
     ImageNet [= ADE20K, the ImageNet scene parsing challenge] and PASCAL VOC", so off for
     Cityscapes). The release's layer settings (lr multipliers, BN momentum, dropout) are the
-    model's: `psp_torch.presets`.
+    model's: `psp_torch.presets`; the crop is the dataset's ``crop_size``.
     """
-    dataset: str
     iterations: int | None              # None: one's own dataset (the user gives --iters)
-    crop_size: int
     rotate: bool
     blur: bool
     base_lr: float = 0.01
@@ -184,6 +184,7 @@ class Dataset:
     label_ids: int
     splits: Mapping[str, Split]
     train_split: str | None
+    crop_size: int                      # training crop = deploy input = evaluation window
     eval: EvalDefaults
     train: TrainRecipe
     instances: InstanceScheme | None = None

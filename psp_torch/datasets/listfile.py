@@ -18,9 +18,6 @@ from pathlib import Path
 from .base import Dataset, DatasetError, EvalDefaults, TrainRecipe, frozen_palette, voc_colormap
 from .files import read_list  # noqa: F401  (the list format: files.py)
 
-NAME = "custom"
-CROP_SIZE = 473
-BASE_SIZE = 512
 
 
 class ListFile(Dataset):
@@ -45,14 +42,15 @@ def default_class_names(num_classes: int) -> list[str]:
 
 
 DATASET = ListFile(
-    name=NAME,
+    name="custom",
     title="one's own dataset (list files)",
     classes=(),
     palette=frozen_palette(voc_colormap(256)),
     label_ids=256,
     splits={},
     train_split=None,
-    eval=EvalDefaults(split="val", base_size=BASE_SIZE, crop_size=CROP_SIZE),
-    train=TrainRecipe(NAME, iterations=None, crop_size=CROP_SIZE, rotate=True, blur=True),
+    crop_size=473,
+    eval=EvalDefaults(split="val", base_size=512),
+    train=TrainRecipe(iterations=None, rotate=True, blur=True),
     benchmark=False,
 )
