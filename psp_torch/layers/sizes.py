@@ -21,7 +21,7 @@ import functools
 from typing import Callable
 
 import torch
-from torch.fx.experimental.symbolic_shapes import statically_known_true
+from ..compat import is_compiling, statically_known_true
 
 FLOAT32_EXACT = 2 ** 24
 
@@ -67,7 +67,7 @@ def memo_for_ints(fn):
 
     @functools.wraps(fn)
     def call(*args):
-        if torch.compiler.is_compiling() or _symbolic(args):
+        if is_compiling() or _symbolic(args):
             return fn(*args)
         return cached(*args)
     return call

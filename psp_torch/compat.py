@@ -1,0 +1,73 @@
+"""Which torch this is, and what needs a newer one: the project's only version checks.
+
+The model, its Caffe arithmetic, conversion, evaluation and training run on every torch
+from pyproject.toml's floor (README "Tested with"). Three features trace the forward and
+need a newer torch; each says so in one line where it is asked for, and nothing else is
+touched:
+
+- `EXPORT`: ``torch.export`` with N, H, W dynamic and size-oblivious reasoning
+  (`psp_torch.tracing`);
+- `ONNX`: the dynamo-based ONNX exporter with a custom translation table
+  (converter/onnx_export.py, ``export.py --onnx``);
+- `COMPILE`: ``torch.compile`` of the faithful forward (`psp_torch.compiled`,
+  ``psp_torch.load(..., compile=True)``, ``eval/run.py --compile``).
+
+The minimum of each is the oldest release measured to pass its tests (tools/compat.py).
+The two torch helpers the layers use on symbolic sizes are here too, with what an older
+torch gives instead (there, no size is ever symbolic outside those features).
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+
+def release(text: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of a version string ("2.13.0+cpu" -> (2, 13, 0))."""
+    parts = [int(p) for p in re.findall(r"\d+", text.split("+")[0])[:3]]
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+INSTALLED = release(torch.__version__)
+
+# feature -> the oldest torch it runs on
+EXPORT = "torch.export with dynamic sizes"
+ONNX = "the ONNX export"
+COMPILE = "torch.compile of the model"
+MINIMUM = {EXPORT: (2, 6, 0), ONNX: (2, 6, 0), COMPILE: (2, 6, 0)}
+
+
+class TorchTooOld(RuntimeError):
+    """A feature needs a newer torch than the installed one (message: one line)."""
+
+
+def _text(version: tuple) -> str:
+    return ".".join(str(v) for v in (version[:2] if version[2] == 0 else version))
+
+
+def too_old(feature: str) -> str | None:
+    """``FEATURE needs torch >= X (installed Y)``, or None when the installed torch has it."""
+    need = MINIMUM[feature]
+    if INSTALLED >= need:
+        return None
+    return f"{feature} needs torch >= {_text(need)} (installed {torch.__version__})"
+
+
+def require(feature: str) -> None:
+    """Raise TorchTooOld (one line) when the installed torch lacks `feature`."""
+    problem = too_old(feature)
+    if problem:
+        raise TorchTooOld(problem)
+
+
+try:                                    # torch >= 2.3
+    from torch.fx.experimental.symbolic_shapes import statically_known_true
+except ImportError:                     # no symbolic size reaches the layers there
+    def statically_known_true(cond) -> bool:
+        return False
+
+try:                                    # torch >= 2.3
+    from torch.compiler import is_compiling
+except ImportError:
+    from torch._dynamo import is_compiling
