@@ -41,7 +41,7 @@ from . import distributed as dd
 from . import faults as F
 from . import model as M
 from . import plot
-from . import step as S          # S.train_step looked up per call (bench/paused.py wraps it)
+from . import step as S          # S.train_step looked up per call (tests/faulty.py wraps it)
 from .config import TrainConfig, identity
 from .optim import make_optimizer
 
