@@ -142,42 +142,54 @@ def _slug(spec: str) -> str:
     return re.sub(r"[^0-9A-Za-z.]", "", spec)
 
 
+def _install(python, venv, src, commit, pins, args, log, row) -> None:
+    """A fresh venv with torch, the pins and the project (a copy of `commit`) installed;
+    a failure goes into `row`."""
+    for old in (venv, src):
+        if old.exists():
+            shutil.rmtree(old)
+    # the committed tree, not the working one (which may change while the tests run)
+    src.mkdir()
+    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT,
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    (src / ".commit").write_text(commit + "\n")
+    r = _step([python, "-m", "venv", str(venv)], log)
+    if r.returncode:
+        raise SystemExit(f"error: {python}: venv failed: {_last_line(r)}")
+    spec = [f"torch=={args.torch}"] + [
+        f"{PINS[k]}{v if v[0] in '<>=!~' else '==' + v}" for k, v in pins.items()]
+    r = _step([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *args.pip_arg, *spec,
+               "-e", f"{src}[test]"], log, cwd=src)
+    if r.returncode:
+        row.update(outcome="install failed", detail=_last_line(r))
+
+
 def run(args) -> dict:
     python = find_python(args.python)
     pins = {k: getattr(args, k) for k in PINS if getattr(args, k)}
     name = "-".join([f"py{args.python}", f"torch{args.torch}"] +
-                    [f"{k}{_slug(v)}" for k, v in pins.items()] +
-                    ([f"pb-{args.protobuf_backend}"] if args.protobuf_backend else []))
+                    [f"{k}{_slug(v)}" for k, v in pins.items()])
     workdir = Path(args.workdir).resolve()
     venv, src = workdir / name, workdir / f"{name}.src"
     workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / f"{name}.log"
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True, check=True).stdout.strip()
+    tag = name + (f"-pb-{args.protobuf_backend}" if args.protobuf_backend else "") + \
+        ("-selection" if args.tests else "-full")
+    log_path = workdir / f"{tag}.log"
+    reuse = args.reuse and (src / ".commit").exists() and (venv / "bin" / "python").exists()
+    commit = (src / ".commit").read_text().strip() if reuse else subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        check=True).stdout.strip()
     row = {"python": args.python, "torch": args.torch, "pins": pins,
            "protobuf_backend": args.protobuf_backend or "default",
            "tests": "full" if not args.tests else sorted(args.tests), "commit": commit,
            "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat()}
+    py = str(venv / "bin" / "python")
     with open(log_path, "w") as log:
-        for old in (venv, src):
-            if old.exists():
-                shutil.rmtree(old)
-        # the committed tree, not the working one (which may change while the tests run)
-        src.mkdir()
-        archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT,
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-        r = _step([python, "-m", "venv", str(venv)], log)
-        if r.returncode:
-            raise SystemExit(f"error: {python}: venv failed: {_last_line(r)}")
-        py = str(venv / "bin" / "python")
-        spec = [f"torch=={args.torch}"] + [
-            f"{PINS[k]}{v if v[0] in '<>=!~' else '==' + v}" for k, v in pins.items()]
-        r = _step([py, "-m", "pip", "install", "-q", *args.pip_arg, *spec, "-e", f"{src}[test]"],
-                  log, cwd=src)
-        if r.returncode:
-            row.update(outcome="install failed", detail=_last_line(r))
-            return _finish(row, venv, args)
+        if not reuse:
+            _install(python, venv, src, commit, pins, args, log, row)
+            if "outcome" in row:
+                return _finish(row, venv, args)
         row["installed"] = installed(py, log, args.protobuf_backend)
         r = _step([py, "-c", IMPORTS], log, cwd=src, env=_env(args.protobuf_backend))
         if r.returncode:
@@ -187,7 +199,7 @@ def run(args) -> dict:
         options = [a for a in cmd[3:] if a.startswith("-")]
         paths = args.tests or [a for a in cmd[3:] if not a.startswith("-")]
         row["command"] = shlex.join(["python", "-m", "pytest", *options, *paths])
-        xml = workdir / f"{name}.xml"
+        xml = workdir / f"{tag}.xml"
         xml.unlink(missing_ok=True)
         try:
             r = _step([py, "-m", "pytest", *options, *paths, "-p", "no:cacheprovider",
@@ -318,6 +330,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=4 * 3600,
                    help="seconds before a test run counts as hung")
     r.add_argument("--keep", action="store_true", help="keep the venv")
+    r.add_argument("--reuse", action="store_true", help="use the kept venv of the same "
+                   "Python, torch and pins as it is (no install; its commit is recorded)")
     t = sub.add_parser("table", help="render tools/compat.json (README 'Tested with')")
     t.add_argument("--write", action="store_true", help="put it into README.md")
     t.add_argument("--check", action="store_true", help="exit 1 when README.md's table is stale")
