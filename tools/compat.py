@@ -142,18 +142,23 @@ def _slug(spec: str) -> str:
     return re.sub(r"[^0-9A-Za-z.]", "", spec)
 
 
-def _install(python, venv, src, commit, pins, args, log, row) -> None:
-    """A fresh venv with torch, the pins and the project (a copy of `commit`) installed;
-    a failure goes into `row`."""
-    for old in (venv, src):
-        if old.exists():
-            shutil.rmtree(old)
-    # the committed tree, not the working one (which may change while the tests run)
+def _snapshot(src: Path, commit: str) -> None:
+    """`src` := the committed tree at `commit`, not the working one (which may change while
+    the tests run). The path stays the same, so an editable install of it stays valid."""
+    if src.exists():
+        shutil.rmtree(src)
     src.mkdir()
     archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT,
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-    (src / ".commit").write_text(commit + "\n")
+
+
+def _install(python, venv, src, commit, pins, args, log, row) -> None:
+    """A fresh venv with torch, the pins and the project (a copy of `commit`) installed;
+    a failure goes into `row`."""
+    if venv.exists():
+        shutil.rmtree(venv)
+    _snapshot(src, commit)
     r = _step([python, "-m", "venv", str(venv)], log)
     if r.returncode:
         raise SystemExit(f"error: {python}: venv failed: {_last_line(r)}")
@@ -176,17 +181,18 @@ def run(args) -> dict:
     tag = name + (f"-pb-{args.protobuf_backend}" if args.protobuf_backend else "") + \
         ("-selection" if args.tests else "-full")
     log_path = workdir / f"{tag}.log"
-    reuse = args.reuse and (src / ".commit").exists() and (venv / "bin" / "python").exists()
-    commit = (src / ".commit").read_text().strip() if reuse else subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-        check=True).stdout.strip()
+    reuse = args.reuse and src.is_dir() and (venv / "bin" / "python").exists()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.strip()
     row = {"python": args.python, "torch": args.torch, "pins": pins,
            "protobuf_backend": args.protobuf_backend or "default",
            "tests": "full" if not args.tests else sorted(args.tests), "commit": commit,
            "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat()}
     py = str(venv / "bin" / "python")
     with open(log_path, "w") as log:
-        if not reuse:
+        if reuse:                   # the installed dependencies, the project copy at HEAD
+            _snapshot(src, commit)
+        else:
             _install(python, venv, src, commit, pins, args, log, row)
             if "outcome" in row:
                 return _finish(row, venv, args)
@@ -331,7 +337,8 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds before a test run counts as hung")
     r.add_argument("--keep", action="store_true", help="keep the venv")
     r.add_argument("--reuse", action="store_true", help="use the kept venv of the same "
-                   "Python, torch and pins as it is (no install; its commit is recorded)")
+                   "Python, torch and pins as it is (no install), with its copy of the project "
+                   "refreshed to HEAD")
     t = sub.add_parser("table", help="render tools/compat.json (README 'Tested with')")
     t.add_argument("--write", action="store_true", help="put it into README.md")
     t.add_argument("--check", action="store_true", help="exit 1 when README.md's table is stale")
