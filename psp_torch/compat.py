@@ -1,18 +1,21 @@
 """Which torch this is, and what needs a newer one: the project's only version checks.
 
 The model, its Caffe arithmetic, conversion, evaluation and training run on every torch
-from pyproject.toml's floor (README "Tested with"). Three features trace the forward and
-need a newer torch; each says so in one line where it is asked for, and nothing else is
-touched:
+from pyproject.toml's floor (README "Tested with"). A few features need a newer torch; each
+says so in one line where it is asked for, and nothing else is touched:
 
 - `EXPORT`: ``torch.export`` with N, H, W dynamic and size-oblivious reasoning
   (`psp_torch.tracing`);
 - `ONNX`: the dynamo-based ONNX exporter with a custom translation table
   (converter/onnx_export.py, ``export.py --onnx``);
 - `COMPILE`: ``torch.compile`` of the faithful forward (`psp_torch.compiled`,
-  ``psp_torch.load(..., compile=True)``, ``eval/run.py --compile``).
+  ``psp_torch.load(..., compile=True)``, ``eval/run.py --compile``);
+- `GRAD_SCALER`: ``torch.amp.GradScaler`` for any device (``train/run.py --amp fp16``).
 
-The minimum of each is the oldest release measured to pass its tests (tools/compat.py).
+Where the minimums come from: torch.export with dynamic sizes needs torch.fx's
+``backed_size_oblivious`` (`psp_torch.tracing`), first in 2.7; the ONNX export is that
+program, and the compiled forward runs the same symbolic-size code: 2.7 for all three, where
+their tests passed (README "Tested with"). ``torch.amp.GradScaler`` came with 2.3.
 The two torch helpers the layers use on symbolic sizes are here too, with what an older
 torch gives instead (there, no size is ever symbolic outside those features).
 """
@@ -29,17 +32,20 @@ def release(text: str) -> tuple[int, int, int]:
     return tuple(parts + [0] * (3 - len(parts)))
 
 
-INSTALLED = release(torch.__version__)
+VERSION = torch.__version__
+INSTALLED = release(VERSION)
 
 # feature -> the oldest torch it runs on
 EXPORT = "torch.export with dynamic sizes"
 ONNX = "the ONNX export"
 COMPILE = "torch.compile of the model"
-MINIMUM = {EXPORT: (2, 6, 0), ONNX: (2, 6, 0), COMPILE: (2, 6, 0)}
+GRAD_SCALER = "--amp fp16 (torch.amp.GradScaler)"
+MINIMUM = {EXPORT: (2, 7, 0), ONNX: (2, 7, 0), COMPILE: (2, 7, 0), GRAD_SCALER: (2, 3, 0)}
 
 
-class TorchTooOld(RuntimeError):
-    """A feature needs a newer torch than the installed one (message: one line)."""
+class TorchTooOld(ValueError):
+    """A feature needs a newer torch than the installed one (message: one line; a ValueError,
+    so that the CLIs print it as their one ``error:`` line)."""
 
 
 def _text(version: tuple) -> str:
@@ -51,7 +57,7 @@ def too_old(feature: str) -> str | None:
     need = MINIMUM[feature]
     if INSTALLED >= need:
         return None
-    return f"{feature} needs torch >= {_text(need)} (installed {torch.__version__})"
+    return f"{feature} needs torch >= {_text(need)} (installed {VERSION})"
 
 
 def require(feature: str) -> None:
