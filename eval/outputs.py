@@ -6,7 +6,9 @@ Layout under OUT:
   its submission layout instead (VOC test: ``results/VOC2012/Segmentation/comp6_test_cls/``);
 - ``color/<name>.png``: RGB with the dataset palette;
 - ``probs/<name>.npy``: float32 (C, H, W) final probabilities (``--save-probs``);
-- ``overlay/<name>.png``: image and colours blended half and half (``--image``).
+- ``overlay/<name>.png``: image and colours blended half and half (``--image``);
+- the report of a scored run (`eval/html_report.py`): ``REPORT_FILES`` (``report.html`` and
+  the files it shows) and ``worst/NN.png`` (the worst images, image | prediction | truth).
 The label PNG is written last: its presence marks a finished image (``--resume``). It also
 carries the image's MATLAB-softmax counts as PNG text chunks (``meta``), so that a resumed run
 reports the same counts; image readers (the official scripts included) ignore them.
@@ -50,8 +52,12 @@ def png_bytes(array: np.ndarray, palette: np.ndarray | None = None,
     return buf.getvalue()
 
 
+REPORT_FILES = ("report.html", "confusion.csv", "confusion.npy", "confusion.png", "legend.png")
+WORST_DIR = "worst"
+
+
 class Writer:
-    """Where and how one run writes its per-image outputs."""
+    """Where and how one run writes its per-image outputs (and which files it owns)."""
 
     def __init__(self, out: Path, dataset: str, split: str = "val"):
         self.out = Path(out)
@@ -65,6 +71,20 @@ class Writer:
 
     def probs_path(self, name: str) -> Path:
         return self.out / "probs" / f"{name}.npy"
+
+    def report_path(self, name: str) -> Path:
+        """One of the report's files (``REPORT_FILES``) or ``worst/NN.png``."""
+        folder, _, base = name.rpartition("/")
+        if not (name in REPORT_FILES or (folder == WORST_DIR and base[:-4].isdigit()
+                                         and base.endswith(".png"))):
+            raise ValueError(f"{name!r} is no file of the evaluation report")
+        return self.out / name
+
+    def worst_paths(self) -> list[Path]:
+        """The worst-image files of an earlier report in this folder."""
+        folder = self.out / WORST_DIR
+        return sorted(p for p in folder.glob("*.png") if p.stem.isdigit()) \
+            if folder.is_dir() else []
 
     def colour(self, pred: np.ndarray) -> np.ndarray:
         return self.facts.palette[pred]                 # one's own classes: VOC colours
@@ -90,7 +110,7 @@ class Writer:
         return self.label_dir.is_dir() and any(self.label_dir.glob("*.png"))
 
     def clear(self) -> int:
-        """Remove the per-image outputs and the results of an earlier run in this folder (a
+        """Remove the per-image outputs, the results and the report of an earlier run here (a
         fresh run replaces them all, so that none of them outlives the record it was made
         under); returns how many files went. Other files are left alone."""
         gone = 0
@@ -100,7 +120,10 @@ class Writer:
                 for p in folder.glob(pattern):
                     p.unlink()
                     gone += 1
-        for name in ("results.json", "results.csv"):
+        for p in self.worst_paths():
+            p.unlink()
+            gone += 1
+        for name in ("results.json", "results.csv") + REPORT_FILES:
             if (self.out / name).is_file():
                 (self.out / name).unlink()
                 gone += 1

@@ -30,6 +30,8 @@ from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.eval import record
 from pspnet_caffe.eval.clock import NetworkClock, outside_share
 from pspnet_caffe.eval.evaluate import check_label_size, images, score_image
+from pspnet_caffe.eval.html_report import DEFAULT_WORST, write_report
+from pspnet_caffe.eval.image_scores import ImageScores
 from pspnet_caffe.eval.metrics import Stats, summary
 from pspnet_caffe.eval.outputs import Writer
 from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, predict,
@@ -104,6 +106,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="skip images with saved outputs "
                    "(refused unless OUT/run.json shows the same model and settings)")
     p.add_argument("--limit", type=cli.positive_int, help="only the first N images")
+    p.add_argument("--worst", type=cli.nonnegative_int, default=DEFAULT_WORST,
+                   help="report.html shows the N images with the lowest per-image mIoU")
     p.add_argument("--skip-missing", action="store_true", help="list and skip missing files")
     p.add_argument("--workers", type=cli.nonnegative_int, default=2, help="data loading processes")
     args = p.parse_args(argv)
@@ -382,6 +386,7 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
                      if args.resume and writer.finished(s.name, args.save_probs))
     loader = images(shard, dataset, settings, workers=args.workers, done=done)
     stats = Stats(settings.num_classes)
+    per_image = ImageScores(len(items))           # by position in `items`, summed over ranks
     softmax_counts = SoftmaxCounts()
     t0 = time.perf_counter()
     # closed (its line ended) before an error line is printed: one message line, not a
@@ -411,7 +416,9 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
                 outside = 100 * outside_share(net.seconds, computed_seconds)
                 bar.set_postfix(outside=f"{outside:.1f}%", refresh=False)
             if gt is not None:
-                stats.add(score_image(pred, gt, dataset, settings.num_classes))
+                one = score_image(pred, gt, dataset, settings.num_classes)
+                stats.add(one)
+                per_image.add(rank + i * world, one)
                 outside = 100 * outside_share(net.seconds, computed_seconds)
                 bar.set_postfix(mIoU=f"{100 * summary(stats)['miou']:.2f}",
                                 outside=f"{outside:.1f}%", refresh=False)
@@ -419,6 +426,7 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
     elapsed = time.perf_counter() - t0
     total = Stats.from_vector(runtime.all_sum_int(stats.to_vector(), d), settings.num_classes)
     softmax_counts = SoftmaxCounts.from_vector(runtime.all_sum_int(softmax_counts.to_vector(), d))
+    per_image = per_image.summed(d)
     if rank != 0:
         return 0
     softmax_info, warning = softmax_summary(softmax_counts, settings.softmax)
@@ -443,6 +451,9 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
     write_results(out, res)
     print(table(res))
     print(f"results: {out / 'results.json'}, {out / 'results.csv'}")
+    worst = per_image.worst(args.worst)
+    report = write_report(writer, res, total.confusion, args.names, items, worst, dataset)
+    print(f"report: {report} (confusion matrix, IoU chart, colours, {len(worst)} worst images)")
     print(res["verdict"])
     return 0
 

@@ -17,12 +17,13 @@ from caffe_proto import inspect as inspect_cli
 from psp_torch import cli
 from pspnet_caffe.converter import convert as convert_cli
 from pspnet_caffe.converter import export as export_cli
+from pspnet_caffe.converter import info as info_cli
 from pspnet_caffe.eval import run as eval_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SLIM = oracle.ORACLE / "nets" / "pspnet50_ade20k_slim"
 MAINS = {"convert": convert_cli.main, "export": export_cli.main, "inspect": inspect_cli.main,
-         "eval": eval_cli.main}
+         "eval": eval_cli.main, "info": info_cli.main}
 
 
 def _status(main, argv, capsys) -> tuple[int, str]:

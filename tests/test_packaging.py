@@ -71,7 +71,7 @@ def test_console_scripts_resolve():
 
 @pytest.mark.parametrize("module", ["pspnet_caffe.converter.convert",
                                     "pspnet_caffe.converter.export", "pspnet_caffe.eval.run",
-                                    "caffe_proto.inspect"])
+                                    "pspnet_caffe.converter.info", "caffe_proto.inspect"])
 def test_python_m_forms(module, tmp_path):
     r = subprocess.run([sys.executable, "-m", module, "--help"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=300)

@@ -75,6 +75,7 @@ class TrainConfig:
                          "order aside)")
     channels_last: bool = exempt("a memory layout (same function; float summation order aside)")
     progress: bool = exempt("a progress bar")
+    tensorboard: Path | None = exempt("TensorBoard events: a copy of the log")
 
     @property
     def convention(self) -> str:
@@ -133,4 +134,5 @@ def from_args(args) -> TrainConfig:
         amp=args.amp, tf32=args.tf32, out=Path(args.out), save_every=args.save_every,
         checkpoint_minutes=args.checkpoint_minutes,
         resume=args.resume, stop_after=args.stop_after, device=args.device,
-        channels_last=args.channels_last, progress=not args.no_progress)
+        channels_last=args.channels_last, progress=not args.no_progress,
+        tensorboard=path(args.tensorboard))

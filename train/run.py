@@ -9,7 +9,8 @@ Writes OUT/checkpoint.pth (every --save-every iterations or --checkpoint-minutes
 on SIGTERM / Ctrl-C; the one before is kept as OUT/checkpoint.prev.pth; --resume goes on from
 the newest readable one, and so does a torchrun --max-restarts relaunch), OUT/model.pth
 (psp_torch.load / eval/run.py --weights / converter/export.py take it),
-OUT/best.pth (with --val-every), OUT/log.jsonl (one line per iteration), OUT/curves.png.
+OUT/best.pth (with --val-every), OUT/log.jsonl (one line per iteration), OUT/curves.png,
+and with --tensorboard DIR the same scalars as TensorBoard events.
 See train/README.md.
 
 This module is the command line only: the settings are `train/config.py`'s TrainConfig
@@ -28,7 +29,7 @@ from psp_torch import cli
 from psp_torch.presets import BY_DATASET
 from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.train import augment as A
-from pspnet_caffe.train import config, trainer
+from pspnet_caffe.train import config, sinks, trainer
 from pspnet_caffe.train.init import ARCHS
 
 
@@ -127,6 +128,9 @@ def parse_args(argv=None):
     g.add_argument("--tf32", action="store_true", help="allow TF32 matmuls / convolutions")
     g.add_argument("--channels-last", action="store_true", help="NHWC memory format (CUDA)")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    g.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the scalars (loss, main, aux, lr, images/s, val mIoU) as "
+                        "TensorBoard events into DIR (needs the tensorboard package)")
     args = p.parse_args(argv)
     if (args.dataset is None) == (args.list is None) and not (args.dataset and args.list):
         p.error("give --dataset NAME or --list FILE --num-classes N")
@@ -155,10 +159,18 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return cli.main(lambda: trainer.train(config.from_args(args)),
+    return cli.main(lambda: _train(args),
                     interrupted="interrupted before the first checkpoint (nothing to resume "
                                 "from unless an earlier one is in --out)",
                     errors=(ValueError, OSError, FloatingPointError))
+
+
+def _train(args) -> int:
+    if args.tensorboard:
+        problem = sinks.tensorboard_problem()
+        if problem:
+            raise cli.UsageError(f"--tensorboard: {problem}")
+    return trainer.train(config.from_args(args))
 
 
 if __name__ == "__main__":
