@@ -16,8 +16,8 @@ Where the minimums come from: torch.export with dynamic sizes needs torch.fx's
 ``backed_size_oblivious`` (`psp_torch.tracing`), first in 2.7; the ONNX export is that
 program, and the compiled forward runs the same symbolic-size code: 2.7 for all three, where
 their tests passed (README "Tested with"). ``torch.amp.GradScaler`` came with 2.3.
-The two torch helpers the layers use on symbolic sizes are here too, with what an older
-torch gives instead (there, no size is ever symbolic outside those features).
+Two helpers of the layers that an older torch lacks have their fallback where they are used
+(`psp_torch.layers.sizes`: the layers import nothing outside psp_torch.layers).
 """
 from __future__ import annotations
 
@@ -66,14 +66,3 @@ def require(feature: str) -> None:
     if problem:
         raise TorchTooOld(problem)
 
-
-try:                                    # torch >= 2.3
-    from torch.fx.experimental.symbolic_shapes import statically_known_true
-except ImportError:                     # no symbolic size reaches the layers there
-    def statically_known_true(cond) -> bool:
-        return False
-
-try:                                    # torch >= 2.3
-    from torch.compiler import is_compiling
-except ImportError:
-    from torch._dynamo import is_compiling

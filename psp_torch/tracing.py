@@ -19,6 +19,11 @@ import torch
 
 from . import compat
 
+try:                                    # torch >= 2.2; tracing needs 2.7 (compat.EXPORT)
+    import torch.fx.experimental._config as fx_config
+except ImportError:
+    fx_config = None
+
 # (N, 3, H, W): batch, height and width dynamic
 DYNAMIC_AXES = (0, 2, 3)
 
@@ -36,15 +41,12 @@ def export_program(model, example: torch.Tensor | None = None):
     `example_input` (a PSPNet's crop size). Raises `compat.TorchTooOld` (one line) on a
     torch without it."""
     compat.require(compat.EXPORT)
-    import torch.fx.experimental._config as fx_config
-    from torch.export import Dim
-
     example = example_input(model) if example is None else example
     training = model.training
     model.eval()
     try:
         with torch.no_grad(), fx_config.patch(backed_size_oblivious=True):
-            dynamic = {axis: Dim.DYNAMIC for axis in DYNAMIC_AXES}
+            dynamic = {axis: torch.export.Dim.DYNAMIC for axis in DYNAMIC_AXES}
             return torch.export.export(model, (example,), dynamic_shapes=(dynamic,))
     finally:
         model.train(training)
