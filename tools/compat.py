@@ -263,6 +263,8 @@ def _what_ran(row: dict) -> str:
 def _others(row: dict) -> str:
     """The installed versions of the other floors (protobuf with the backend the tests saw)."""
     got = row.get("installed", {})
+    if not got:
+        return "-"
     parts = [f"{key} {got.get(dist, row['pins'].get(key, '?'))}"
              for key, dist in [("numpy", "numpy"), ("protobuf", "protobuf"),
                                ("opencv", "opencv-python-headless"),
@@ -286,13 +288,14 @@ def _result(row: dict) -> str:
 def render_row(row: dict) -> str:
     got = row.get("installed", {})
     return (f"| {got.get('python', row['python'])} | {got.get('torch', row['torch'])} | "
-            f"{_others(row)} | {_what_ran(row)} | {_result(row)} | {row['date']} |")
+            f"{_others(row)} | {_what_ran(row)} | {_result(row)} | {row['date']} | "
+            f"{row.get('commit', '-')[:7]} |")
 
 
 def render(records: list[dict] | None = None) -> str:
     records = load() if records is None else records
-    head = ("| Python | torch | numpy, protobuf (backend), ... | tests run | result | date |\n"
-            "|---|---|---|---|---|---|")
+    head = ("| Python | torch | numpy, protobuf (backend), ... | tests run | result | date | "
+            "commit |\n|---|---|---|---|---|---|---|")
     return "\n".join([head] + [render_row(r) for r in records])
 
 
