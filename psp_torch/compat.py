@@ -12,10 +12,11 @@ says so in one line where it is asked for, and nothing else is touched:
   ``psp_torch.load(..., compile=True)``, ``eval/run.py --compile``);
 - `GRAD_SCALER`: ``torch.amp.GradScaler`` for any device (``train/run.py --amp fp16``).
 
-Where the minimums come from: torch.export with dynamic sizes needs torch.fx's
-``backed_size_oblivious`` (`psp_torch.tracing`), first in 2.7; the ONNX export is that
-program, and the compiled forward runs the same symbolic-size code: 2.7 for all three, where
-their tests passed (README "Tested with"). ``torch.amp.GradScaler`` came with 2.3.
+Where the minimums come from (torch's own sources, wheel by wheel): torch.export with
+dynamic sizes needs torch.fx's ``backed_size_oblivious`` (`psp_torch.tracing`), present from
+2.7 on (not in 2.6.0); the ONNX export is that program, and the compiled forward runs the
+same symbolic-size code: 2.7 for all three. ``torch.amp.GradScaler`` came with 2.3 (torch
+2.1 and 2.2 have only the CUDA one).
 Two helpers of the layers that an older torch lacks have their fallback where they are used
 (`psp_torch.layers.sizes`: the layers import nothing outside psp_torch.layers).
 """
