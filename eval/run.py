@@ -41,6 +41,7 @@ from psp_torch import cli, datasets, runtime
 from psp_torch.compiled import compile_model, compile_problem
 from psp_torch.datasets import listfile
 from psp_torch.digest import file_sha256, state_sha256
+from psp_torch import limits as model_limits
 from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
 
 # results.json's "settings": every protocol setting (derived from `Settings`, so a new one is
@@ -110,6 +111,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="report.html shows the N images with the lowest per-image mIoU")
     p.add_argument("--skip-missing", action="store_true", help="list and skip missing files")
     p.add_argument("--workers", type=cli.nonnegative_int, default=2, help="data loading processes")
+    model_limits.add_option(p)
     args = p.parse_args(argv)
     if args.image is None and args.data_root is None:
         p.error("--data-root is required (or --image)")
@@ -145,13 +147,15 @@ def load_model(args) -> torch.nn.Module:
         if not Path(args.onnx).is_file():
             raise FileNotFoundError(2, "no such model file", str(args.onnx))
         from pspnet_caffe.eval.onnx_model import OnnxModel
-        return OnnxModel(args.onnx, threads=torch.get_num_threads())
+        return OnnxModel(args.onnx, threads=torch.get_num_threads(),
+                         limits=model_limits.from_args(args))
     import psp_torch
     if Path(args.weights).is_dir():
         raise IsADirectoryError(21, "is a folder, not a model file (.pth)", str(args.weights))
     if not Path(args.weights).is_file():
         raise FileNotFoundError(2, "no such model file", str(args.weights))
-    return psp_torch.load(args.weights, device=args.device, compile=args.compile)
+    return psp_torch.load(args.weights, device=args.device, compile=args.compile,
+                          limits=model_limits.from_args(args))
 
 
 def custom_names(args, meta: dict) -> list[str]:

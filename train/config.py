@@ -12,7 +12,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psp_torch import limits as L
 from psp_torch.config import PSPNetConfig
+from psp_torch.limits import Limits
 from psp_torch.presets import BY_DATASET
 from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.eval.record import identity_fields
@@ -22,10 +24,10 @@ RELEASE = {f.name: f.default for f in dataclasses.fields(PSPNetConfig)}   # bins
 NOT_IN_IDENTITY = "not_in_identity"     # field metadata: why the field cannot change the numbers
 
 
-def exempt(why: str):
+def exempt(why: str, **kw):
     """A config field kept out of the resume identity: `why` says why it cannot change the
-    numbers (the trained weights, the log's losses)."""
-    return field(metadata={NOT_IN_IDENTITY: why})
+    numbers (the trained weights, the log's losses); `kw` as for `dataclasses.field`."""
+    return field(metadata={NOT_IN_IDENTITY: why}, **kw)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +78,8 @@ class TrainConfig:
     channels_last: bool = exempt("a memory layout (same function; float summation order aside)")
     progress: bool = exempt("a progress bar")
     tensorboard: Path | None = exempt("TensorBoard events: a copy of the log")
+    model_limits: Limits = exempt("limits only refuse a file; one within them reads the same",
+                                  default=L.DEFAULT)
 
     @property
     def convention(self) -> str:
@@ -135,4 +139,4 @@ def from_args(args) -> TrainConfig:
         checkpoint_minutes=args.checkpoint_minutes,
         resume=args.resume, stop_after=args.stop_after, device=args.device,
         channels_last=args.channels_last, progress=not args.no_progress,
-        tensorboard=path(args.tensorboard))
+        tensorboard=path(args.tensorboard), model_limits=L.from_args(args))

@@ -60,9 +60,9 @@ def caffe_init(module: nn.Module) -> None:
 
 # --- from a model file -----------------------------------------------------------------------
 
-def _read_pspnet(path) -> dict:
+def _read_pspnet(path, limits=None) -> dict:
     try:
-        payload = read(path)
+        payload = read(path, limits=limits)
     except FileNotFoundError:
         raise InitError(f"{path}: no such file") from None
     except ModelFileError as exc:
@@ -74,14 +74,14 @@ def _read_pspnet(path) -> dict:
 
 
 def model_from_file(path, num_classes: int | None = None, *, aux: bool | None = None,
-                    dropout: float | None = None) -> tuple[PSPNet, list[str]]:
+                    dropout: float | None = None, limits=None) -> tuple[PSPNet, list[str]]:
     """(model in train mode, report lines) from a project .pth.
 
     `num_classes` other than the file's: conv6 and conv6_1 are re-initialised. `aux`
     True adds a fresh aux head when the file has none, False drops it; None keeps the file's.
     `dropout` overrides the file's dropout ratio.
     """
-    payload = _read_pspnet(path)
+    payload = _read_pspnet(path, limits)          # every size checked (psp_torch.limits)
     config = PSPNetConfig.from_dict(payload["config"])
     state = dict(payload["state_dict"])
     meta = dict(payload.get("meta") or {})

@@ -31,6 +31,7 @@ def build(config: TrainConfig, log) -> PSPNet:
             raise FileNotFoundError(2, "No such file or directory", str(config.init))
         # a file without the aux head gets a fresh one when the aux loss is on (paper, sec. 4)
         model, report = I.model_from_file(config.init, num_classes=config.num_classes,
+                                          limits=config.model_limits,
                                           aux=True if config.aux_weight > 0 else None,
                                           dropout=config.dropout)
         model = _reconfigured(model, crop_size=config.crop_size)   # None: the model's own

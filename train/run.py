@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: its folder must not shadow oth
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 from psp_torch import cli
+from psp_torch import limits as model_limits
 from psp_torch.presets import BY_DATASET
 from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.train import augment as A
@@ -131,6 +132,7 @@ def parse_args(argv=None):
     g.add_argument("--tensorboard", metavar="DIR",
                    help="also write the scalars (loss, main, aux, lr, images/s, val mIoU) as "
                         "TensorBoard events into DIR (needs the tensorboard package)")
+    model_limits.add_option(g)
     args = p.parse_args(argv)
     if (args.dataset is None) == (args.list is None) and not (args.dataset and args.list):
         p.error("give --dataset NAME or --list FILE --num-classes N")

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from caffe_proto.printable import printable
 from psp_torch import compat
 from psp_torch.digest import state_sha256
 from psp_torch.io import save_pspnet
@@ -161,10 +162,15 @@ class Trainer:
     def restore(self, path: Path, c: dict):
         """Model, optimiser, scaler, iteration, validation history and RNG from checkpoint `c`."""
         ck.check_same_run(path, c, self.identity, self.init_hash)
-        self.model.load_state_dict(c["model"])
-        self.opt.load_state_dict(c["optimizer"])
-        if self.scaler is not None and c.get("scaler"):
-            self.scaler.load_state_dict(c["scaler"])
+        try:      # the same settings and initial model: a state that does not fit is damage
+            self.model.load_state_dict(c["model"])
+            self.opt.load_state_dict(c["optimizer"])
+            if self.scaler is not None and c.get("scaler"):
+                self.scaler.load_state_dict(c["scaler"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise ck.ResumeError(f"{path}: its model or optimizer state does not fit this run "
+                                 f"({printable((str(exc).strip().splitlines() or [''])[0], 160)})"
+                                 f"; refusing to resume") from None
         self.iteration = int(c["iteration"])
         self.val_points, self.best = list(c.get("val") or []), c.get("best_miou")
         rng = c.get("rng") or {}

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from caffe_proto import load_weights
+from caffe_proto.printable import printable
 
 from ..config import PSPNetConfig
 from ..pspnet import PSPNet
@@ -41,7 +42,7 @@ class WeightReport:
         if self.ignored:
             out.append(f"layers ignored: {len(self.ignored)}")
             for name, type_, reason in self.ignored:
-                out.append(f"  {name} ({type_}): {reason}")
+                out.append(f"  {printable(name)} ({printable(type_)}): {reason}")
         return out
 
 
@@ -88,7 +89,7 @@ def state_dict_from_caffe(config: PSPNetConfig, wnet, *, source: str | None = No
                                  f"the network needs its weights")
         allowed = BN_TYPES if lk.kind == BN else CONV_TYPES
         if layer.type not in allowed:
-            raise WeightMismatch(f"{source}: layer {lk.caffe!r} has type {layer.type!r}, "
+            raise WeightMismatch(f"{source}: layer {lk.caffe!r} has type '{printable(layer.type)}', "
                                  f"expected one of {sorted(allowed)}")
         if len(layer.blobs) != len(lk.keys):
             raise WeightMismatch(f"{source}: layer {lk.caffe!r} has {len(layer.blobs)} blobs, "
