@@ -39,7 +39,7 @@ from caffe_proto.printable import printable
 from psp_torch import cli
 from psp_torch.caffe.deploy import deploy_net
 from psp_torch.caffe.graph import CaffeNet
-from psp_torch.caffe.read_config import NotAPSPNet, aux_width_of, config_from_net
+from psp_torch.caffe.read_config import NotAPSPNet, config_from_net, with_aux_of
 from psp_torch.caffe.weights import WeightMismatch, state_dict_from_caffe
 from psp_torch.config import PSPNetConfig
 from psp_torch.digest import file_sha256
@@ -279,9 +279,7 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
                                         limits)
             config = None
         else:
-            aux = aux_width_of(wnet)
-            if aux:
-                config = config.with_aux(aux)
+            config = with_aux_of(config, wnet)
             payload = _pspnet_payload(config, wnet, source, sha, "prototxt", log)
     else:
         if not any(l.blobs for l in wnet.layers):

@@ -27,7 +27,7 @@ import torch
 from caffe_proto.printable import printable
 from caffe_proto.sniff import is_hdf5, looks_like_caffemodel
 from psp_torch import cli
-from psp_torch.caffe.read_config import NotAPSPNet, aux_width_of, config_from_net
+from psp_torch.caffe.read_config import NotAPSPNet, config_from_net, with_aux_of
 from psp_torch.caffe.weights import weights_net
 from psp_torch.config import PSPNetConfig
 from psp_torch.digest import file_sha256
@@ -94,9 +94,7 @@ def _from_caffemodel(path: Path) -> tuple[dict, torch.nn.Module | None, int]:
         config = config_from_net(wnet)
     except NotAPSPNet as exc:
         return {"kind": "caffe net", "not_a_pspnet": printable(exc)}, None, stored
-    aux = aux_width_of(wnet)
-    if aux:
-        config = config.with_aux(aux)
+    config = with_aux_of(config, wnet)
     net = _pspnet_on_meta(config)
     return {**config_meta(config), "kind": "pspnet (recognised by its layers)",
             "config": config.to_dict()}, net, stored

@@ -17,7 +17,7 @@ import torch
 from caffe_proto import PSPNET, Layer, Net, caffe_pb2, save_caffemodel
 from psp_torch.caffe.deploy import deploy_net
 from psp_torch.caffe.weights import caffe_blobs
-from psp_torch.pspnet import PSPNet
+from psp_torch.pspnet import AuxHead, PSPNet
 
 
 def _affine_and_statistics(bn, g):
@@ -86,12 +86,14 @@ def released_style_net(config, state_dict, model_name: str | None = None) -> Net
 
     def loss(weight):
         return lambda p: p.loss_weight.append(weight)
-    layers.append(_layer("loss", "SoftmaxWithLoss", ["conv6_interp", "label"], ["loss"], loss(1)))
-    layers.append(_layer("accuracy", "SegAccuracy", ["conv6_interp", "label"], ["accuracy"]))
+    out, aux, aux_out = PSPNet.OUTPUT, AuxHead.CLASSIFIER, f"{AuxHead.CLASSIFIER}_interp"
+    layers.append(_layer("loss", "SoftmaxWithLoss", [out, "label"], ["loss"], loss(1)))
+    layers.append(_layer("accuracy", "SegAccuracy", [out, "label"], ["accuracy"]))
     if config.aux:
-        layers.append(_layer("conv6_1_interp", "Interp", ["conv6_1"], ["conv6_1_interp"],
-                             lambda p: setattr(p.interp_param, "zoom_factor", 8)))
-        layers.append(_layer("loss_aux", "SoftmaxWithLoss", ["conv6_1_interp", "label"],
+        zoom = PSPNet.OUTPUT_STRIDE
+        layers.append(_layer(aux_out, "Interp", [aux], [aux_out],
+                             lambda p: setattr(p.interp_param, "zoom_factor", zoom)))
+        layers.append(_layer("loss_aux", "SoftmaxWithLoss", [aux_out, "label"],
                              ["loss_aux"], loss(0.4)))
     return Net(model_name or "", PSPNET, {}, layers, source="<released-style>")
 

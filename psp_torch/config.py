@@ -3,20 +3,31 @@
 Reading a config off a Caffe net (prototxt or caffemodel) is the Caffe side's:
 `psp_torch.caffe.read_config.config_from_net`. The released models and the slim oracle
 nets (every ``num_output`` divided by 16) are all instances.
-
-Moved to the Caffe side, still importable from here for one release (set by
-`psp_torch.caffe.read_config`, which ``import psp_torch`` loads; this module never
-imports the Caffe side): ``config_from_net``, ``aux_width_of``, ``NotAPSPNet`` (now in
-psp_torch.caffe.read_config) and ``STEM_LAYERS``, ``AUX_LAYER``, ``AUX_CLASSIFIER``
-(now in psp_torch.caffe.structure).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
-from .presets import BLOCKS, PRESETS
+from .presets import BLOCKS, DROPOUT, PRESETS
 
 DEFAULT_DILATIONS = (1, 1, 2, 4)
+STAGES = (2, 3, 4, 5)           # the residual stages conv2 .. conv5
+_BLOCK = re.compile(r"^conv([2-5])(?:_([1-9][0-9]*))?$")
+
+
+def block_name(stage: int, index: int) -> str:
+    """Residual block `index` (1..) of stage `stage` (2..5): conv{stage}_{index}."""
+    return f"conv{stage}_{index}"
+
+
+def parse_block_name(name: str) -> tuple[int, int | None] | None:
+    """(stage, index) of a `block_name`, (stage, None) of a stage's name (conv2 .. conv5),
+    None for any other name."""
+    m = _BLOCK.match(name)
+    if m is None:
+        return None
+    return int(m.group(1)), int(m.group(2)) if m.group(2) else None
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,8 @@ class PSPNetConfig:
                     release); False: the pooled maps are upsampled and concatenated as they are
     ppm_width, head_width   conv5_3_poolN_conv and conv5_4 outputs
     aux_width       conv4_24 output (0 = no auxiliary head)
+    aux_after       the residual block the aux head reads: a stage ("conv4": its last block,
+                    the release) or one block ("conv3_2"); moving the head is this value
     bn_eps          BN eps (bn_param.eps, Caffe default 1e-5)
     """
     num_classes: int
@@ -52,9 +65,10 @@ class PSPNetConfig:
     head_width: int = 512
     aux_width: int = 0
     bn_eps: float = 1e-5
-    dropout: float = 0.1
+    dropout: float = DROPOUT
     pool: str = "ave"
     reduction: bool = True
+    aux_after: str = "conv4"
 
     def __post_init__(self):
         if self.pool not in ("ave", "max"):
@@ -64,6 +78,7 @@ class PSPNetConfig:
                              f"1..{self.feature_size} (the stage-5 side at crop {self.crop_size})")
         if len(self.blocks) != 4 or min(self.blocks) < 1:
             raise ValueError(f"blocks {list(self.blocks)}: four stages of at least one block")
+        self.aux_position    # a block this config has (raises ValueError otherwise)
 
     @property
     def depth(self) -> int:
@@ -94,6 +109,35 @@ class PSPNetConfig:
     def aux(self) -> bool:
         return self.aux_width > 0
 
+    def block_names(self) -> tuple[tuple[str, ...], ...]:
+        """The residual blocks' names per stage: conv2_1, conv2_2, ... conv5_3 (the release's
+        Caffe names; every other name of a block's layers and tops extends its block's)."""
+        return tuple(tuple(block_name(s, i) for i in range(1, n + 1))
+                     for s, n in zip(STAGES, self.blocks))
+
+    @property
+    def aux_position(self) -> tuple[int, int]:
+        """(stage 2..5, block 1..) `aux_after` names (a stage alone: its last block)."""
+        parsed = parse_block_name(str(self.aux_after))
+        if parsed is not None:
+            stage, index = parsed
+            count = self.blocks[STAGES.index(stage)]
+            if index is None or index <= count:
+                return stage, index or count
+        raise ValueError(f"aux_after {self.aux_after!r}: not a stage (conv2 .. conv5) nor a "
+                         f"block of one (conv2_1 .. conv5_{self.blocks[3]}, stage counts "
+                         f"{list(self.blocks)})")
+
+    @property
+    def aux_block(self) -> str:
+        """The name of the block whose output the aux head reads (conv4_23 in ResNet-101)."""
+        return block_name(*self.aux_position)
+
+    @property
+    def aux_input_width(self) -> int:
+        """Channels of the block the aux head reads."""
+        return self.out_widths[STAGES.index(self.aux_position[0])]
+
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
@@ -112,16 +156,23 @@ class PSPNetConfig:
         their canonical forms are equal; a config read off a Caffe net is canonical (Caffe
         has nowhere to keep an unused width)."""
         defaults = {f: PSPNetConfig.__dataclass_fields__[f].default
-                    for f in ("ppm_width", "pool", "reduction")}
+                    for f in ("ppm_width", "pool", "reduction", "aux_after")}
         changes = {}
         if not self.bins:
-            changes = defaults
+            changes = {f: defaults[f] for f in ("ppm_width", "pool", "reduction")}
         elif not self.reduction:
             changes = {"ppm_width": defaults["ppm_width"]}
+        if not self.aux:
+            changes["aux_after"] = defaults["aux_after"]
+        else:   # a stage's last block is named by its stage
+            stage, index = self.aux_position
+            if index == self.blocks[STAGES.index(stage)]:
+                changes["aux_after"] = f"conv{stage}"
         return PSPNetConfig(**{**asdict(self), **changes})
 
-    def with_aux(self, aux_width: int = 256) -> "PSPNetConfig":
-        return PSPNetConfig(**{**asdict(self), "aux_width": aux_width})
+    def with_aux(self, aux_width: int = 256, aux_after: str | None = None) -> "PSPNetConfig":
+        return PSPNetConfig(**{**asdict(self), "aux_width": aux_width,
+                               "aux_after": aux_after or self.aux_after})
 
 
 def preset_config(name: str, aux: bool = False) -> PSPNetConfig:

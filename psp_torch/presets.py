@@ -90,12 +90,15 @@ BY_DATASET = {p.dataset: p for p in PRESETS.values()}
 # --- training facts of the release -----------------------------------------------------------
 # Read off the released deploy prototxts (every layer's `param { lr_mult decay_mult }`, every
 # `bn_param { momentum }`, `dropout_ratio`) and the oracle's TRAIN net for the aux head, which
-# the release does not ship. One (lr_mult, decay_mult) pair per parameter role:
+# the release does not ship. One (lr_mult, decay_mult) pair per parameter role (which layers
+# are new, i.e. added to the ImageNet ResNet, is the model's: `PSPNet.NEW_LAYERS`; a
+# parameter's role: `psp_torch.pspnet.parameter_role`; the deploy prototxt's `param`
+# fields and the optimiser's groups both derive from these two):
 #   backbone      conv weights of the ImageNet ResNet (stem, conv2..conv5)        1, 1
 #   backbone_bn   their BN slope and bias                                         1, 0
-#   new           conv5_3_pool*_conv, conv5_4, conv6 weight, conv4_24, conv6_1 weight  10, 1
+#   new           conv weights of the new layers (pyramid, conv5_4, conv6, aux)  10, 1
 #   new_bn        BN slope and bias of the new convs                             10, 0
-#   new_bias      conv6 and conv6_1 biases                                       20, 1
+#   new_bias      the new convs' biases (conv6, conv6_1)                         20, 1
 # BN mean/variance blobs have lr 0 (moving averages, changed only by the forward).
 MULTIPLIERS = {
     "backbone": (1.0, 1.0),

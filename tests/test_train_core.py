@@ -16,13 +16,14 @@ from torch import nn
 
 import psp_torch
 from conftest import DATA
-from psp_torch.batchnorm2d import BatchNorm2d
-from psp_torch.config import PSPNetConfig, config_from_net, preset_config
+from psp_torch.pspnet_bn import BatchNorm2d
+from psp_torch.caffe.read_config import config_from_net
+from psp_torch.config import PSPNetConfig, preset_config
 from psp_torch.io import save_pspnet
 from psp_torch.preprocess import preprocess
 from psp_torch.presets import BLOCKS, MULTIPLIERS, RECIPES
 from psp_torch.pspnet import PSPNet
-from pspnet_caffe.train.bn import (AllReduceBatchNorm2d, SyncBatchNorm2d, bn_warning, freeze_bn,
+from pspnet_caffe.train.bn_statistics import (AllReduceBatchNorm2d, SyncBatchNorm2d, bn_warning, freeze_bn,
                                    sync_bn)
 from pspnet_caffe.train.init import (InitError, backbone_key, caffe_init, load_backbone,
                                      model_from_arch, model_from_file)

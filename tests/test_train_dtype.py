@@ -7,8 +7,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from psp_torch.batchnorm2d import BatchNorm2d, batch_statistics
-from pspnet_caffe.train.bn import (AllReduceBatchNorm2d, SyncBatchNorm2d, global_statistics,
+from psp_torch.pspnet_bn import BatchNorm2d, batch_statistics
+from pspnet_caffe.train.bn_statistics import (AllReduceBatchNorm2d, SyncBatchNorm2d, global_statistics,
                                    merge_statistics, sync_bn)
 from pspnet_caffe.train.loss import deep_supervision_loss
 

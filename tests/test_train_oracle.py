@@ -30,12 +30,12 @@ import torch
 
 from conftest import DATA
 from pspnet_caffe.converter.convert import convert
-from pspnet_caffe.train.bn import freeze_bn
+from pspnet_caffe.train.bn_statistics import freeze_bn
 from pspnet_caffe.train.init import model_from_file
 from pspnet_caffe.train.optim import make_optimizer
 from pspnet_caffe.train.step import train_step
-from psp_torch.names import state_dict_key_to_caffe
-from psp_torch.weights import caffe_blobs
+from psp_torch.caffe.names import state_dict_key_to_caffe
+from psp_torch.caffe.weights import caffe_blobs
 
 TRAIN = DATA / "oracle" / "train"
 CASES = ("bn_train", "bn_frozen")

@@ -25,6 +25,7 @@ VARIANTS = {
     "bin1": {"bins": (1,)},                               # --bins 1
     "no_pyramid": {"bins": ()},                           # --bins none (dilated FCN)
     "no_pyramid_aux": {"bins": (), "aux_width": 16},
+    "aux_on_stage3": {"aux_width": 16, "aux_after": "conv3"},  # the aux head moved: a config value
     "stride_on_3x3_depth101": {"blocks": (3, 4, 23, 3), "stride_on_reduce": False},
 }
 

@@ -29,11 +29,12 @@ from psp_torch.config import PSPNetConfig
 from psp_torch.io import ModelFileError, read
 from psp_torch.metadata import generic_meta
 from psp_torch.presets import BLOCKS, DROPOUT, MEAN_RGB
-from psp_torch.pspnet import PSPNet
+from psp_torch.pspnet import AuxHead, PSPNet
 
 ARCHS = {f"pspnet{d}": d for d in BLOCKS}
-AUX_WIDTH = 256                       # conv4_24 of the release (stage-4 width / 4)
-CLASSIFIERS = {"classifier": "conv6", "aux.classifier": "conv6_1"}
+AUX_WIDTH = 256                       # conv4_24 of the release (a quarter of its input, 1024)
+# the classifiers a change of classes re-initialises: module -> its Caffe name
+CLASSIFIERS = {"classifier": PSPNet.CLASSIFIER, "aux.classifier": AuxHead.CLASSIFIER}
 # The ImageNet normalisation of semseg's initmodel backbones (RGB, 0..255 scale).
 BACKBONE_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 BACKBONE_STD_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -91,9 +92,9 @@ def model_from_file(path, num_classes: int | None = None, *, aux: bool | None = 
     if dropout is not None and dropout != config.dropout:
         changes["dropout"] = dropout
     if aux is True and not config.aux:
-        changes["aux_width"] = AUX_WIDTH * config.out_widths[2] // 1024 or 1
-        report.append(f"aux head (conv4_24, conv6_1) not in the file: initialised at random "
-                      f"(width {changes['aux_width']})")
+        changes["aux_width"] = AUX_WIDTH * config.aux_input_width // 1024 or 1
+        report.append(f"aux head ({AuxHead.NAME}, {AuxHead.CLASSIFIER}) not in the file: "
+                      f"initialised at random (width {changes['aux_width']})")
     elif aux is False and config.aux:
         changes["aux_width"] = 0
         state = {k: v for k, v in state.items() if not k.startswith("aux.")}

@@ -36,7 +36,7 @@ from pspnet_caffe.eval.evaluate import evaluate
 from pspnet_caffe.eval.metrics import summary
 from pspnet_caffe.eval.protocol import Settings
 from . import augment as A
-from . import bn as B
+from . import bn_statistics as B
 from . import checkpoint as ck
 from . import data as D
 from . import distributed as dd

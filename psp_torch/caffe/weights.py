@@ -30,7 +30,9 @@ class WeightMismatch(ValueError):
 
 
 @dataclass
-class WeightReport:
+class ConversionReport:
+    """What a PSPNet took from a Caffe net: layers and blobs copied, layers left out
+    (CaffeNet's own by-name copy reports with `psp_torch.caffe.graph.WeightReport`)."""
     matched: list = field(default_factory=list)     # Caffe layers copied
     blobs: int = 0                                  # blobs copied
     parameters: int = 0                             # values copied
@@ -71,14 +73,14 @@ def _fit(blob: np.ndarray, target: tuple, layer: str, index: int, key: str) -> n
 
 
 def state_dict_from_caffe(config: PSPNetConfig, wnet, *, source: str | None = None):
-    """(state_dict, WeightReport) for `config` from the blobs of `wnet`, matched by layer name.
+    """(state_dict, ConversionReport) for `config` from the blobs of `wnet`, matched by layer name.
 
     The tensors share memory with the Net's numpy arrays where the layout allows.
     """
     source = source or getattr(wnet, "source", "<weights>")
     shapes = expected_shapes(config)
     layers = wnet.by_name()
-    report = WeightReport()
+    report = ConversionReport()
     state = {}
     wanted = layer_keys(config)
     for lk in wanted:
@@ -123,7 +125,7 @@ def state_dict_from_caffe(config: PSPNetConfig, wnet, *, source: str | None = No
     return state, report
 
 
-def load_caffe_weights(model, wnet) -> WeightReport:
+def load_caffe_weights(model, wnet) -> ConversionReport:
     """Copy Caffe weights into `model` (a PSPNet) by layer name; all-or-nothing."""
     state, report = state_dict_from_caffe(model.config, weights_net(wnet))
     model.load_state_dict(state, strict=True)
