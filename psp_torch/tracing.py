@@ -19,7 +19,7 @@ import torch
 
 from . import compat
 
-try:                                    # torch >= 2.2; tracing needs 2.7 (compat.EXPORT)
+try:                                    # torch >= 2.2; tracing needs more (compat.EXPORT)
     import torch.fx.experimental._config as fx_config
 except ImportError:
     fx_config = None

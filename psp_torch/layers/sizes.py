@@ -25,7 +25,7 @@ try:                                    # torch >= 2.3
     from torch.compiler import is_compiling
     from torch.fx.experimental.symbolic_shapes import statically_known_true
 except ImportError:                     # older: no symbolic size reaches the layers there
-    from torch._dynamo import is_compiling  # (tracing needs torch >= 2.7: psp_torch.compat)
+    from torch._dynamo import is_compiling  # (tracing needs a newer torch: psp_torch.compat)
 
     def statically_known_true(cond) -> bool:
         return False
