@@ -13,7 +13,7 @@ command ``eval/run.py``:
 2. once killed (SIGKILL, no chance to clean up) at a random image, resumed with
    ``--resume`` and killed again, `kills` times, then resumed to the end.
 
-The child stops right after writing the chosen image and waits (bench/paused.py)
+The child stops right after writing the chosen image and waits (tests/faulty.py pause)
 until it is sampled or killed, so the kill points and the sample are exact, on
 any machine: nothing races the child.
 
@@ -104,8 +104,8 @@ class Run:
         self.out = out
         self.log = open(log_path, "ab")
         if pause_after is not None:
-            cmd = [cmd[0], str(ROOT / "bench" / "paused.py"), PAUSE_AT, str(pause_after),
-                   *cmd[1:]]
+            cmd = [cmd[0], str(ROOT / "tests" / "faulty.py"), PAUSE_AT, str(pause_after),
+                   "pause", "always", *cmd[1:]]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, env=env())
 

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import hostile
+import needs
 from bench.fuzz import mutate
 from caffe_corpus import TINY, tiny_weights, write_h5
 from conftest import DATA, slim_voc_training
@@ -148,7 +149,8 @@ def command(kind: str, i: int, mutant: Path, seeds: dict, work: Path):
 def _cases():
     for kind, n in MUTANTS.items():
         for i in range(n):
-            yield pytest.param(kind, i, id=f"{kind}-{i}")
+            yield pytest.param(kind, i, id=f"{kind}-{i}",
+                               marks=needs.ONNX if kind == "onnx" else ())   # its seed is an export
 
 
 def make_mutant(kind: str, i: int, seed: Path) -> bytes:

@@ -7,8 +7,12 @@ import importlib
 import importlib.util
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:      # Python 3.10: pytest's own TOML reader, the same API
+    import tomli as tomllib
 
 import pytest
 

@@ -357,12 +357,13 @@ HANG_SECONDS = 600      # only against a hung child; no test waits on a clock ot
 
 def interrupted_run(target: str, calls: int, script: Path, args, cwd) -> tuple:
     """Run `script` with `target` (MODULE:QUALNAME) paused after its `calls`-th call
-    (bench/paused.py); send SIGINT once the child says it is paused. Returns
+    (tests/faulty.py pause); send SIGINT once the child says it is paused. Returns
     (paused: bool, status, stdout, stderr)."""
     import threading
 
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"), target,
-                             str(calls), str(script), *map(str, args)], cwd=cwd, env=_env(),
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "faulty.py"), target,
+                             str(calls), "pause", "always", str(script), *map(str, args)],
+                            cwd=cwd, env=_env(),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)   # bytes: "\r" redraws stay "\r"
     guard = threading.Timer(HANG_SECONDS, proc.kill)

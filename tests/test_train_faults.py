@@ -5,7 +5,7 @@ weights of an uninterrupted run of the same settings (every tensor of model.pth 
 
 Small runs: the slim oracle PSPNet50 (widths / 16) at crop 97 on the two VOC sample images,
 batch 2, 4 iterations, the paper's augmentation with dropout 0.1, checkpoints every 2. Faults
-hit exact points (tests/faulty.py, bench/paused.py) and the tests wait for lines and files;
+hit exact points (tests/faulty.py) and the tests wait for lines and files;
 timeouts only guard against a hang.
 """
 import errno
@@ -271,11 +271,11 @@ def test_elastic_env(monkeypatch, tmp_path):
 # ------------------------------------------------------------------ the command, fault by fault
 
 def test_sigterm_checkpoints_exits_143_then_resume_is_bit_identical(setup, reference, tmp_path):
-    """SIGTERM while iteration 3 runs (the child waits inside it: bench/paused.py): it finishes
+    """SIGTERM while iteration 3 runs (the child waits inside it: tests/faulty.py): it finishes
     the iteration, writes checkpoint.pth at 3, says so in one line, exits 143."""
     out = tmp_path / "term"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"),
-                             "pspnet_caffe.train.trainer:train_step", "3", str(RUN),
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "faulty.py"),
+                             "pspnet_caffe.train.trainer:train_step", "3", "pause", "always", str(RUN),
                              *_args(setup, out)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=ENV)

@@ -208,13 +208,13 @@ def test_usage_errors_exit_2(argv, message, capsys):
 
 
 def test_ctrl_c_stops_cleanly_after_a_checkpoint(custom, slim, tmp_path):
-    """SIGINT during iteration 2 (the child waits there: bench/paused.py): the iteration is
+    """SIGINT during iteration 2 (the child waits there: tests/faulty.py): the iteration is
     finished, checkpoint.pth written at iteration 2, status 130; --resume then finishes."""
     out = tmp_path / "int"
     args = [str(a) for a in _args(custom, slim, out, "--iters", "4", "--augment", "none",
                                   "--save-every", "1000")]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"),
-                             "pspnet_caffe.train.trainer:train_step", "2",
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "faulty.py"),
+                             "pspnet_caffe.train.trainer:train_step", "2", "pause", "always",
                              str(ROOT / "train" / "run.py"), *args],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})

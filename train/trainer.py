@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from caffe_proto.printable import printable
+from psp_torch import compat
 from psp_torch.digest import state_sha256
 from psp_torch.io import save_pspnet
 from psp_torch.runtime import Dist
@@ -127,6 +128,8 @@ class Trainer:
         model.train()
         self.opt = make_optimizer(model, kind=c.sgd, lr=c.lr, momentum=c.momentum,
                                   weight_decay=c.weight_decay, freeze_bn=c.freeze_bn)
+        if c.amp == "fp16":
+            compat.require(compat.GRAD_SCALER)
         self.scaler = torch.amp.GradScaler(torch.device(d.device).type) \
             if c.amp == "fp16" else None
         has_aux = getattr(model, "aux", None) is not None
