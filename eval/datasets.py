@@ -24,6 +24,7 @@ from psp_torch.datasets import cityscapes as _cityscapes
 from psp_torch.datasets import listfile as _listfile
 from psp_torch.datasets import voc2012 as _voc2012
 from psp_torch.datasets.base import find_root as _find_root  # noqa: F401
+from psp_torch.datasets.files import MAX_PIXELS  # noqa: F401
 from psp_torch.datasets.listfile import read_class_names  # noqa: F401
 
 DATASETS = names()                  # the benchmarks (--dataset choices)
@@ -79,8 +80,9 @@ def decode_label(values: np.ndarray, dataset: str, path: str | Path = "<label>")
     return get(dataset).decode_label(values, path)
 
 
-def read_label(path: str | Path, dataset: str, num_classes: int) -> np.ndarray:
-    return get(dataset).read_label(path, num_classes)
+def read_label(path: str | Path, dataset: str, num_classes: int,
+               max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    return get(dataset).read_label(path, num_classes, max_pixels)
 
 
 def read_instances(path: str | Path, dataset: str, shape: tuple) -> np.ndarray:
@@ -92,9 +94,10 @@ def decode_cityscapes_instances(raw: np.ndarray) -> np.ndarray:
     return _cityscapes.DATASET.decode_instances(raw)
 
 
-def read_ground_truth(sample: Sample, dataset: str, num_classes: int):
+def read_ground_truth(sample: Sample, dataset: str, num_classes: int,
+                      max_pixels: int | None = MAX_PIXELS):
     """(label, instances or None): instances when the sample names an existing instance file."""
-    return get(dataset).read_ground_truth(sample, num_classes)
+    return get(dataset).read_ground_truth(sample, num_classes, max_pixels)
 
 
 # ---------------------------------------------------------------- output ids

@@ -10,18 +10,80 @@ Layout under OUT:
 The label PNG is written last: its presence marks a finished image (``--resume``). It also
 carries the image's MATLAB-softmax counts as PNG text chunks (``meta``), so that a resumed run
 reports the same counts; image readers (the official scripts included) ignore them.
+
+A run's results (`RESULT_FILES`) are written together at its end (`write_together`:
+``results.json`` last, so that its presence means the set is whole) and removed when a run
+starts (`claim`), so that they never sit beside another run's record.
+
+What the program may touch (`claim`): a folder is its own when it holds its run record
+(``run.json``, `record`) or is new or empty; a folder holding anything else is refused and
+left as it is. The record lists every output name the folder's runs planned
+(``"outputs"``): a run overwrites and removes only the files of those names (the four
+layout files above) and the results; a file at a path it would write that no record lists is
+refused, never replaced.
 """
 from __future__ import annotations
 
 import io
-from pathlib import Path
+import os
+import sys
+import tempfile
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from caffe_proto.printable import printable
 from psp_torch import datasets
 from psp_torch.io import atomic_write
 
+from . import record
 from .datasets import IGNORE, DatasetError, read_png_values
+
+RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
+RESULT_FILES = (RESULTS_CSV, RESULTS_JSON)   # a run's results (report.write_results), the last
+                                             # one written last: it marks the set whole
+
+
+class OutputError(ValueError):
+    """An output folder this program may not write into as asked (message says why)."""
+
+
+def check_name(name: str, where) -> str:
+    """An output name: a relative path inside the output folder (no "..", not absolute);
+    `where` is named in the error."""
+    if (not isinstance(name, str) or not name or "\0" in name
+            or PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts
+            or str(PurePosixPath(name)) != name):
+        raise OutputError(f"{printable(where)}: output name {printable(name)!r} is not a plain "
+                          f"path inside the output folder")
+    return name
+
+
+def write_together(out: Path, files: dict) -> None:
+    """Write {name: bytes} into `out` as one set: every file to a temporary first, then the
+    renames in the given order (the last file marks the set whole); on a failure before the
+    renames nothing is left behind."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    temps = []
+    try:
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            temps.append(tmp)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        for tmp, name in zip(temps, files):
+            os.replace(tmp, out / name)
+    except BaseException:
+        for tmp in temps:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
@@ -85,26 +147,106 @@ class Writer:
         atomic_write_bytes(self.label_path(name),
                            png_bytes(ids, self.facts.label_png_palette, meta))
 
+    def paths(self, name: str) -> list[Path]:
+        """Every file an image of this name may have here (label, colour, overlay, probs)."""
+        return [self.label_path(name), self.out / "color" / f"{name}.png",
+                self.out / "overlay" / f"{name}.png", self.probs_path(name)]
+
     def has_outputs(self) -> bool:
         """Any finished image here (a label PNG)?"""
-        return self.label_dir.is_dir() and any(self.label_dir.glob("*.png"))
+        return self.label_dir.is_dir() and any(self.label_dir.rglob("*.png"))
 
-    def clear(self) -> int:
-        """Remove the per-image outputs and the results of an earlier run in this folder (a
-        fresh run replaces them all, so that none of them outlives the record it was made
-        under); returns how many files went. Other files are left alone."""
+    def owned(self, saved: dict | None) -> set[str]:
+        """The output names a saved record lists (a record from before the lists: the label
+        PNGs here); a name that is no plain path inside the folder is an error."""
+        if saved is None:
+            return set()
+        where = self.out / record.NAME
+        names = saved.get("outputs")
+        if names is None:                      # written before records listed their outputs
+            return {p.relative_to(self.label_dir).with_suffix("").as_posix()
+                    for p in self.label_dir.rglob("*.png")} if self.label_dir.is_dir() else set()
+        if not isinstance(names, list):
+            raise OutputError(f"{where}: 'outputs' is not a list of names")
+        return {check_name(n, where) for n in names}
+
+    def remove(self, names) -> int:
+        """Remove the files of these output names; returns how many went."""
         gone = 0
-        for folder, pattern in ((self.label_dir, "*.png"), (self.out / "color", "*.png"),
-                                (self.out / "overlay", "*.png"), (self.out / "probs", "*.npy")):
-            if folder.is_dir():
-                for p in folder.glob(pattern):
+        for name in names:
+            for p in self.paths(name):
+                if p.is_file() or p.is_symlink():
                     p.unlink()
                     gone += 1
-        for name in ("results.json", "results.csv"):
+        return gone
+
+    def remove_results(self) -> int:
+        gone = 0
+        for name in RESULT_FILES:
             if (self.out / name).is_file():
                 (self.out / name).unlink()
                 gone += 1
         return gone
+
+    def claim(self, rec: dict, names, *, resume: bool, owner: bool = True) -> list[str]:
+        """Make this folder the outputs of `rec`'s run for images `names`, or refuse (one
+        `OutputError` / `record.RecordMismatch`, nothing changed):
+
+        - a folder that exists and holds anything but no run record is refused (e.g. a
+          dataset's own folder given as --out);
+        - a file at a path this run would write whose name no record lists is refused;
+        - --resume: the record must be this very run's (`record.check_resume`);
+        - a fresh run made under another record removes that run's outputs (and only them).
+
+        The earlier results go (this run writes its own at its end); the record is written
+        listing the names (with those an equal earlier run made). Only the `owner` (rank 0)
+        writes; every rank checks. Returns what differed from an earlier run ([]: none)."""
+        out = self.out
+        names = list(names)
+        first: dict[str, str] = {}
+        for n in names:
+            check_name(n, n)
+            if n.casefold() in first:
+                raise OutputError(
+                    f"{printable(self.label_path(n))}: two images of this run would write it "
+                    f"(output names {printable(first[n.casefold()])!r} and {printable(n)!r}; "
+                    f"nothing was run)")
+            first[n.casefold()] = n
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{printable(out)}: not a folder (--out)")
+        saved = record.read(out)
+        if saved is None and out.is_dir():
+            temp = f".{record.NAME}."              # another rank writing the record
+            entries = sorted(e.name for e in os.scandir(out)
+                             if not (e.name.startswith(temp) and e.name.endswith(".tmp")))
+            if entries:
+                raise OutputError(
+                    f"{printable(out)}: holds files this program did not write "
+                    f"({len(entries)} entries, e.g. {printable(entries[0])!r}) and no record "
+                    f"of a run of ours ({record.NAME}): give a new or empty folder as --out "
+                    f"(nothing was changed)")
+        owned = self.owned(saved)
+        for n in names:
+            if n in owned:
+                continue
+            for p in self.paths(n):
+                if p.exists() or p.is_symlink():
+                    raise OutputError(f"{printable(p)}: not written by this program (no run in "
+                                      f"{record.NAME} lists it): refusing to replace it (give "
+                                      f"another --out; nothing was changed)")
+        if resume:
+            record.check_resume(out, rec, bool(owned))
+        diff = [] if saved is None else record.differences(saved, rec)
+        if not owner:
+            return diff
+        self.remove_results()
+        if diff:
+            gone = self.remove(owned)
+            owned = set()
+            print(f"note: {printable(out)} held outputs of another run ({'; '.join(diff)}); "
+                  f"replaced ({gone} files removed)", file=sys.stderr)
+        record.write(out, {**rec, "outputs": sorted(owned | set(names))})
+        return diff
 
     def finished(self, name: str, need_probs: bool) -> bool:
         return self.label_path(name).is_file() and (
