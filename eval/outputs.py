@@ -27,7 +27,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import tempfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -60,29 +59,21 @@ def check_name(name: str, where) -> str:
 
 
 def write_together(out: Path, files: dict) -> None:
-    """Write {name: bytes} into `out` as one set: every file to a temporary first, then the
-    renames in the given order (the last file marks the set whole); on a failure before the
-    renames nothing is left behind."""
+    """Write {name: bytes} into `out` as one set: every file whole beside its final name
+    first (``.NAME.staged``, `atomic_write`), then the renames in the given order (the last
+    file marks the set whole); on a failure before the renames nothing is left behind."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    temps = []
+    staged = []
     try:
         for name, data in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-            temps.append(tmp)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        for tmp, name in zip(temps, files):
+            staged.append(atomic_write(out / f".{name}.staged",
+                                       lambda tmp, data=data: Path(tmp).write_bytes(data)))
+        for tmp, name in zip(staged, files):
             os.replace(tmp, out / name)
     except BaseException:
-        for tmp in temps:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        for tmp in staged:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -152,10 +143,6 @@ class Writer:
         return [self.label_path(name), self.out / "color" / f"{name}.png",
                 self.out / "overlay" / f"{name}.png", self.probs_path(name)]
 
-    def has_outputs(self) -> bool:
-        """Any finished image here (a label PNG)?"""
-        return self.label_dir.is_dir() and any(self.label_dir.rglob("*.png"))
-
     def owned(self, saved: dict | None) -> set[str]:
         """The output names a saved record lists (a record from before the lists: the label
         PNGs here); a name that is no plain path inside the folder is an error."""
@@ -209,8 +196,9 @@ class Writer:
             if n.casefold() in first:
                 raise OutputError(
                     f"{printable(self.label_path(n))}: two images of this run would write it "
-                    f"(output names {printable(first[n.casefold()])!r} and {printable(n)!r}; "
-                    f"nothing was run)")
+                    f"(output names {printable(first[n.casefold()])!r} and {printable(n)!r}: "
+                    f"an image listed twice, or names equal but for case or suffix; nothing "
+                    f"was run)")
             first[n.casefold()] = n
         if out.exists() and not out.is_dir():
             raise OutputError(f"{printable(out)}: not a folder (--out)")

@@ -168,11 +168,11 @@ def listed_path(list_file, n: int, text: str) -> PurePosixPath:
 
 def read_list(root: str | Path, list_file: str | Path) -> list[Sample]:
     """The authors' list format: 'image [label]' per line, relative to root (a leading "/"
-    allowed, as in their VOC list). A sample's name (its outputs' path under the output
-    folder) is the listed image path without its suffix: two lines naming one output (the
-    same image twice, or x.jpg and x.png side by side) are an error naming both lines."""
+    allowed, as in their VOC list). A sample's name (its outputs' path under an output
+    folder) is the listed image path without its suffix (a training list may name an image
+    twice; eval/run.py refuses two images with one name: `outputs.Writer.claim`)."""
     root = Path(root)
-    out, seen = [], {}
+    out = []
     for n, line in list_lines(list_file):
         parts = line.split()
         if not parts:
@@ -182,12 +182,6 @@ def read_list(root: str | Path, list_file: str | Path) -> list[Sample]:
                                f"{printable(line)!r}")
         image = listed_path(list_file, n, parts[0])
         label = listed_path(list_file, n, parts[1]) if len(parts) == 2 else None
-        name = image.with_suffix("").as_posix()
-        key = name.casefold()
-        if key in seen:
-            raise DatasetError(f"{printable(list_file)}:{n}: {printable(parts[0])!r} has the "
-                               f"output name of line {seen[key]} ({printable(name)!r}): each "
-                               f"listed image needs its own")
-        seen[key] = n
-        out.append(Sample(name, root / image, None if label is None else root / label))
+        out.append(Sample(image.with_suffix("").as_posix(), root / image,
+                          None if label is None else root / label))
     return out
