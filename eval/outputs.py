@@ -157,6 +157,17 @@ class Writer:
             raise OutputError(f"{where}: 'outputs' is not a list of names")
         return {check_name(n, where) for n in names}
 
+    def check_inside(self, names) -> None:
+        """Every folder an output of these names goes into must lie inside the output folder:
+        a linked folder (``labels -> someone's data``) is refused, never written through."""
+        root = os.path.realpath(self.out)
+        parents = {p.parent for n in names for p in self.paths(n)}
+        for folder in sorted(parents):
+            real = os.path.realpath(folder)
+            if real != root and not real.startswith(root + os.sep):
+                raise OutputError(f"{printable(folder)}: leads outside {printable(self.out)} "
+                                  f"(a linked folder): refusing to write or remove there")
+
     def remove(self, names) -> int:
         """Remove the files of these output names; returns how many went."""
         gone = 0
@@ -214,6 +225,7 @@ class Writer:
                     f"of a run of ours ({record.NAME}): give a new or empty folder as --out "
                     f"(nothing was changed)")
         owned = self.owned(saved)
+        self.check_inside(owned | set(names))
         for n in names:
             if n in owned:
                 continue

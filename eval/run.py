@@ -288,11 +288,11 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
     reason = None
     bad = ds.missing_files(items)
     if bad:
-        listing = "\n  ".join(bad[:50]) + (f"\n  ... and {len(bad) - 50} more" if len(bad) > 50
-                                           else "")
+        listing = "\n  ".join(map(printable, bad[:50])) + (
+            f"\n  ... and {len(bad) - 50} more" if len(bad) > 50 else "")
         if not args.skip_missing:
-            raise ds.DatasetError(f"{bad[0].rsplit(' (', 1)[0]}: {len(bad)} dataset file(s) "
-                                  f"missing or unreadable "
+            raise ds.DatasetError(f"{printable(bad[0].rsplit(' (', 1)[0])}: {len(bad)} "
+                                  f"dataset file(s) missing or unreadable "
                                   f"(nothing was run; --skip-missing skips them):\n  {listing}")
         if rank == 0:
             print(f"skipping {len(bad)} missing/unreadable file(s):\n  {listing}", file=sys.stderr)

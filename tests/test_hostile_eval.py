@@ -172,6 +172,24 @@ def test_a_crafted_record_cannot_point_outside(tmp_path, capsys, outputs_field):
     assert victim.read_bytes() == b"precious" and (out / "labels/images/a.png").is_file()
 
 
+def test_a_linked_layout_folder_is_never_written_through(tmp_path, capsys):
+    """A folder of ours whose labels/ was replaced by a link to someone's data: refused;
+    the data behind the link is neither removed nor replaced."""
+    root = tmp_path / "data"
+    lst = own_dataset(root, ["a"])
+    out = tmp_path / "out"
+    assert call(list_args(root, lst, out), capsys)[0] == 0
+    victim = tmp_path / "victim"
+    label(victim / "images" / "a.png", 4)
+    before = snapshot(victim)
+    import shutil
+    shutil.rmtree(out / "labels")
+    (out / "labels").symlink_to(victim)
+    rc, _, err = call(list_args(root, lst, out, "--no-flip"), capsys)
+    one_line(rc, err, "labels/images", "outside")
+    assert snapshot(victim) == before
+
+
 def test_a_file_that_is_no_record_of_ours_is_refused(tmp_path, capsys):
     root = tmp_path / "data"
     lst = own_dataset(root, ["a"])
@@ -474,3 +492,6 @@ def test_file_names_reach_the_terminal_escaped(tmp_path, capsys):
     rc, _, err = call(list_args(root, root / "list.txt", tmp_path / "o2"), capsys)
     line = one_line(rc, err, "list.txt:2")
     assert "\x1b" not in line and "\\x1b" in line
+    (root / "list.txt").write_text("images/a.jpg labels/a.png\nimages/\x1b[2J.jpg\n")
+    rc, _, err = call(list_args(root, root / "list.txt", tmp_path / "o3"), capsys)
+    assert rc == 1 and "\x1b" not in err and "images/\\x1b[2J.jpg (missing)" in err, err
