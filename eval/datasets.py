@@ -24,7 +24,7 @@ from psp_torch.datasets import cityscapes as _cityscapes
 from psp_torch.datasets import listfile as _listfile
 from psp_torch.datasets import voc2012 as _voc2012
 from psp_torch.datasets.base import find_root as _find_root  # noqa: F401
-from psp_torch.datasets.files import MAX_PIXELS  # noqa: F401
+from psp_torch.datasets.files import MAX_PIXELS, image_size  # noqa: F401
 from psp_torch.datasets.listfile import read_class_names  # noqa: F401
 
 DATASETS = names()                  # the benchmarks (--dataset choices)

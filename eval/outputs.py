@@ -39,8 +39,8 @@ from . import record
 from .datasets import IGNORE, DatasetError, read_png_values
 
 RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
-RESULT_FILES = (RESULTS_CSV, RESULTS_JSON)   # a run's results (report.write_results), the last
-                                             # one written last: it marks the set whole
+RESULT_FILES = (RESULTS_CSV, RESULTS_JSON)   # a run's results (report.write_results);
+                                             # results.json, renamed last, marks them whole
 
 
 class OutputError(ValueError):

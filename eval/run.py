@@ -239,6 +239,8 @@ def run_images(args, model, dataset, settings) -> int:
     writer = Writer(out, dataset)
     paths = image_paths(args.image)
     names = output_names(paths)
+    for p in paths:                     # every header within --max-pixels before any output
+        ds.image_size(p, args.max_pixels)
     model_sha, model_from = model_identity(args, model)
     writer.claim(record.make(model_sha, model_from, dataset, None, settings), names,
                  resume=False)

@@ -319,7 +319,7 @@ def test_image_bomb_is_refused_from_its_header(bomb, tmp_path):
     r = hostile.run(["eval/run.py", *STANDIN, "--image", bomb, "--out", tmp_path / "out"],
                     cwd=tmp_path)
     hostile.assert_one_line(r, "bomb.png", f"{BOMB}x{BOMB}", "--max-pixels")
-    assert not (tmp_path / "out" / "labels").exists()
+    assert not (tmp_path / "out").exists()              # refused before anything is written
 
 
 def test_label_bomb_is_refused_from_its_header(bomb, tmp_path, capsys):
