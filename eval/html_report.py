@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from caffe_proto.printable import printable
+from psp_torch import datasets
 
-from . import datasets as ds
 from . import figures
 from .image_scores import ImageScore
 from .outputs import WORST_DIR, Writer, atomic_write_bytes
@@ -130,8 +130,8 @@ def write_report(writer: Writer, res: dict, confusion: np.ndarray, names, sample
     shown = []
     for k, score in enumerate(worst, 1):
         s = samples[score.index]
-        image = ds.read_image(s.image)
-        label = ds.read_ground_truth(s, dataset or writer.dataset, len(names))[0]
+        image = datasets.read_image(s.image)
+        label = datasets.get(dataset or writer.dataset).read_ground_truth(s, len(names))[0]
         pred = writer.read_prediction(s.name)
         put(worst_name(k), figures.png(figures.panels(image, pred, label, palette)))
         shown.append((worst_name(k), s.name, score))

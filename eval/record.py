@@ -14,6 +14,10 @@ exactly those facts:
 `model.from` is informative (a moved file is the same model); everything else must match. A
 record written before a setting existed reads as that setting's default (e.g. ``compile``:
 false), so older run folders stay resumable by the runs that made them.
+
+The record also lists the folder's outputs, ``"outputs"``: every image name a run of this
+record planned (`outputs.Writer.claim`); the program replaces or removes no other file. It is
+no part of the run's identity.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ from .protocol import Settings
 
 FORMAT = "pspnet_caffe.eval.run/1"
 NAME = "run.json"
+NOT_IDENTITY = ("model.from", "outputs")   # informative, and the list of files written
+MAX_BYTES = 256 * 2**20            # a record above this is no record of ours
 DEFAULTS = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(Settings)
                                   if f.default is not dataclasses.MISSING}))
 
@@ -50,9 +56,11 @@ def differences(saved: dict, current: dict) -> list[str]:
         out = {}
         for k, v in d.items():
             key = f"{prefix}{k}"
+            if key in NOT_IDENTITY:
+                continue
             if isinstance(v, dict):
                 out.update(flat(v, key + "."))
-            elif key != "model.from":
+            else:
                 out[key] = v
         return out
     a, b = flat(_with_defaults(saved, current)), flat(current)
@@ -83,9 +91,16 @@ def read(out: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        if path.stat().st_size > MAX_BYTES:
+            raise ValueError(f"larger than {MAX_BYTES:,} bytes")
+        saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise RecordMismatch(f"{path}: unreadable run record ({exc})") from None
+        raise RecordMismatch(f"{path}: unreadable run record ({exc}); nothing was changed "
+                             f"(give another --out)") from None
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise RecordMismatch(f"{path}: not a run record of eval/run.py (format {FORMAT}); "
+                             f"nothing was changed (give another --out)")
+    return saved
 
 
 def write(out: Path, record: dict) -> Path:

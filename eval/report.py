@@ -16,7 +16,7 @@ from caffe_proto.printable import printable
 from psp_torch import datasets
 
 from .metrics import Stats, cityscapes_miou, cityscapes_scores, summary
-from .outputs import atomic_write_bytes
+from .outputs import RESULTS_CSV, RESULTS_JSON, write_together
 
 TOLERANCE = 0.1  # points (percent)
 
@@ -145,8 +145,8 @@ def _clean(x):
 
 
 def write_results(out: Path, res: dict) -> None:
-    atomic_write_bytes(Path(out) / "results.json",
-                       (json.dumps(_clean(res), indent=1) + "\n").encode())
+    """results.csv and results.json, as one set (`outputs.write_together`: results.json
+    last)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["id", "class", "iou", "intersection", "union"])
@@ -158,4 +158,6 @@ def write_results(out: Path, res: dict) -> None:
     for key in ("iou_class", "iiou_class", "iou_category", "iiou_category") if scheme else ():
         if res[scheme][key] is not None:
             w.writerow(["", f"{scheme}_{key}", f"{res[scheme][key]:.6f}", "", ""])
-    atomic_write_bytes(Path(out) / "results.csv", buf.getvalue().encode())
+    write_together(Path(out), {RESULTS_CSV: buf.getvalue().encode(),
+                               RESULTS_JSON: (json.dumps(_clean(res), indent=1)
+                                              + "\n").encode()})

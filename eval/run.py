@@ -32,11 +32,13 @@ from pspnet_caffe.eval.clock import NetworkClock, outside_share
 from pspnet_caffe.eval.evaluate import check_label_size, images, score_image
 from pspnet_caffe.eval.html_report import DEFAULT_WORST, write_report
 from pspnet_caffe.eval.image_scores import ImageScores
+from pspnet_caffe.eval.inputs import IMAGE_SUFFIXES, image_paths, output_names  # noqa: F401
 from pspnet_caffe.eval.metrics import Stats, summary
 from pspnet_caffe.eval.outputs import Writer
 from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, predict,
                                         segment_counted)
 from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
+from caffe_proto.printable import printable
 from psp_torch import cli, datasets, runtime
 from psp_torch.compiled import compile_model, compile_problem
 from psp_torch.datasets import MS_SCALES, listfile
@@ -108,6 +110,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-missing", action="store_true", help="list and skip missing files")
     p.add_argument("--workers", type=cli.nonnegative_int, default=2, help="data loading processes")
     model_limits.add_option(p)
+    p.add_argument("--max-pixels", type=cli.positive_int, default=datasets.MAX_PIXELS,
+                   help="refuse an image or label above this many pixels (width x height, "
+                        "read from its header before decoding)")
     args = p.parse_args(argv)
     if args.image is None and args.data_root is None:
         p.error("--data-root is required (or --image)")
@@ -244,67 +249,20 @@ def reference_for(dataset: str, split: str, settings: Settings, own_classes: boo
 
 # ---------------------------------------------------------------- modes
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-
-def image_paths(specs) -> list[Path]:
-    """--image arguments -> image files: a file as is, a folder -> its images (sorted, not
-    recursive), a glob pattern (``*``, ``?``, ``[``, ``**``) -> its matches (sorted). The same
-    file named twice counts once. Raises FileNotFoundError naming what matched nothing."""
-    import glob
-    paths, seen = [], set()
-
-    def add(p: Path):
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            paths.append(p)
-    for spec in map(str, specs):
-        p = Path(spec)
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir()
-                           if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise FileNotFoundError(2, f"no images ({', '.join(IMAGE_SUFFIXES)}) in this "
-                                           f"folder", spec)
-        elif p.is_file():
-            found = [p]
-        elif glob.has_magic(spec):
-            found = sorted(Path(q) for q in glob.glob(spec, recursive=True) if Path(q).is_file())
-            if not found:
-                raise FileNotFoundError(2, "no file matches this pattern", spec)
-        else:
-            raise FileNotFoundError(2, "no such image, folder or pattern", spec)
-        for q in found:
-            add(q)
-    return paths
-
-
-def output_names(paths: list[Path]) -> list[str]:
-    """One distinct output name per image: its stem where stems are unique; else its path
-    relative to the inputs' common folder without the suffix (outputs in subfolders); else
-    with it (x.jpg and x.png side by side)."""
-    stems = [p.stem for p in paths]
-    if len(set(stems)) == len(stems):
-        return stems
-    absolute = [p.resolve() for p in paths]
-    common = Path(os.path.commonpath([str(a.parent) for a in absolute]))
-    rel = [a.relative_to(common) for a in absolute]
-    names = [r.with_suffix("").as_posix() for r in rel]
-    if len(set(names)) == len(names):
-        return names
-    return [r.as_posix() for r in rel]
-
-
 def run_images(args, model, dataset, settings) -> int:
     out = Path(args.out or "eval_out/images")
     writer = Writer(out, dataset)
     paths = image_paths(args.image)
     names = output_names(paths)
+    for p in paths:                     # every header within --max-pixels before any output
+        datasets.image_size(p, args.max_pixels)
+    model_sha, model_from = model_identity(args, model)
+    writer.claim(record.make(model_sha, model_from, dataset, None, settings), names,
+                 resume=False)
     classes = args.names
     softmax_counts = SoftmaxCounts()
     for p, name in tqdm(list(zip(paths, names)), unit="img", disable=len(paths) < 2):
-        img = datasets.read_image(p)
+        img = datasets.read_image(p, args.max_pixels)
         probs, nan_counts = segment_counted(model, img, settings)
         softmax_counts.add(nan_counts)
         pred = predict(probs)
@@ -312,8 +270,9 @@ def run_images(args, model, dataset, settings) -> int:
                      meta=nan_counts.as_meta())
         ids, counts = np.unique(pred, return_counts=True)
         top = sorted(zip(counts, ids), reverse=True)[:5]
-        print(f"{p}: " + ", ".join(f"{classes[i]} {100 * c / pred.size:.1f}%" for c, i in top)
-              + f" -> {out / 'overlay' / (name + '.png')}")
+        print(f"{printable(p)}: " + ", ".join(f"{classes[i]} {100 * c / pred.size:.1f}%"
+                                             for c, i in top)
+              + f" -> {printable(out / 'overlay' / (name + '.png'))}")
     warning = softmax_summary(softmax_counts, settings.softmax)[1]
     if warning:
         print(warning, file=sys.stderr)
@@ -329,26 +288,12 @@ def model_identity(args, model) -> tuple[str, str]:
     return state_sha256(model.state_dict()), args.model
 
 
-def prepare_folder(out: Path, writer: Writer, rec: dict, resume: bool, owner: bool) -> None:
-    """--resume: the folder must have been made by this very run (record.check_resume, on
-    every rank). A fresh run replaces the outputs of an earlier, different run before it
-    writes its own record, so a later --resume can never pick up predictions it did not
-    make. Only the `owner` (rank 0) writes."""
-    if resume:
-        record.check_resume(out, rec, writer.has_outputs())
-    if not owner:
-        return
-    if not resume and writer.has_outputs():
-        try:
-            saved = record.read(out)
-        except record.RecordMismatch:
-            saved = None
-        diff = ["no record"] if saved is None else record.differences(saved, rec)
-        if diff:
-            gone = writer.clear()
-            print(f"note: {out} held outputs of another run ({'; '.join(diff)}); replaced "
-                  f"({gone} files removed)", file=sys.stderr)
-    record.write(out, rec)
+def prepare_folder(out: Path, writer: Writer, rec: dict, names, resume: bool,
+                   owner: bool) -> None:
+    """The output folder made this run's, or refused (`Writer.claim`: --resume only on this
+    very run's folder; never a file this program did not write). Only the `owner` (rank 0)
+    writes."""
+    writer.claim(rec, names, resume=resume, owner=owner)
 
 
 def run_dataset(args, model, dataset, settings, own_classes: bool, d: runtime.Dist) -> int:
@@ -361,11 +306,11 @@ def run_dataset(args, model, dataset, settings, own_classes: bool, d: runtime.Di
     reason = None
     bad = datasets.missing_files(items)
     if bad:
-        listing = "\n  ".join(bad[:50]) + (f"\n  ... and {len(bad) - 50} more" if len(bad) > 50
-                                           else "")
+        listing = "\n  ".join(map(printable, bad[:50])) + (
+            f"\n  ... and {len(bad) - 50} more" if len(bad) > 50 else "")
         if not args.skip_missing:
-            raise datasets.DatasetError(f"{bad[0].rsplit(' (', 1)[0]}: {len(bad)} dataset file(s) "
-                                  f"missing or unreadable "
+            raise datasets.DatasetError(f"{printable(bad[0].rsplit(' (', 1)[0])}: {len(bad)} "
+                                  f"dataset file(s) missing or unreadable "
                                   f"(nothing was run; --skip-missing skips them):\n  {listing}")
         if rank == 0:
             print(f"skipping {len(bad)} missing/unreadable file(s):\n  {listing}", file=sys.stderr)
@@ -391,12 +336,13 @@ def run_dataset(args, model, dataset, settings, own_classes: bool, d: runtime.Di
     writer = Writer(out, dataset, split)
     model_sha, model_from = model_identity(args, model)
     rec = record.make(model_sha, model_from, dataset, split, settings)
-    prepare_folder(out, writer, rec, args.resume, owner=rank == 0)
+    prepare_folder(out, writer, rec, [s.name for s in items], args.resume, owner=rank == 0)
     runtime.barrier(d)
     shard = items[rank::world]
     done = frozenset(s.name for s in shard
                      if args.resume and writer.finished(s.name, args.save_probs))
-    loader = images(shard, dataset, settings, workers=args.workers, done=done)
+    loader = images(shard, dataset, settings, workers=args.workers, done=done,
+                    max_pixels=args.max_pixels)
     stats = Stats(settings.num_classes)
     per_image = ImageScores(len(items))           # by position in `items`, summed over ranks
     softmax_counts = SoftmaxCounts()
@@ -414,7 +360,7 @@ def run_dataset(args, model, dataset, settings, own_classes: bool, d: runtime.Di
                 pred = writer.read_prediction(s.name)
                 softmax_counts.add(SoftmaxCounts.from_meta(writer.read_meta(s.name)))
                 if s.label is not None:
-                    gt = facts.read_ground_truth(s, settings.num_classes)
+                    gt = facts.read_ground_truth(s, settings.num_classes, args.max_pixels)
                 resumed += 1
             else:
                 check_label_size(s, img, None if gt is None else gt[0])

@@ -77,7 +77,8 @@ def test_authors_list_file(tmp_path):
     lst.write_text("/images/validation/ADE_val_00000002.jpg annotations/validation/"
                    "ADE_val_00000002.png\n\nimages/validation/ADE_val_00000001.jpg\n")
     items = listfile.read_list(SAMPLES / "ADEChallengeData2016", lst)
-    assert [s.name for s in items] == ["ADE_val_00000002", "ADE_val_00000001"]
+    assert [s.name for s in items] == ["images/validation/ADE_val_00000002",   # as listed
+                                       "images/validation/ADE_val_00000001"]
     assert items[0].label.is_file() and items[1].label is None
     lst.write_text("a b c\n")
     with pytest.raises(ds.DatasetError, match="list.txt:1"):

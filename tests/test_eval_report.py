@@ -27,7 +27,7 @@ HOSTILE = '<script>alert("x")</script>&\x1b[2J'
 
 
 def _voc_run(out: Path, *extra) -> str:
-    argv = ["--model", "pspnet_caffe.eval.standin:voc", "--dataset", "voc", "--split", "val",
+    argv = ["--model", "standin:voc", "--dataset", "voc", "--split", "val",
             "--data-root", SAMPLES, "--out", out, "--workers", "0", *SMALL, *extra]
     assert eval_run.main([str(a) for a in argv]) == 0
     return (out / "report.html").read_text()
@@ -193,7 +193,7 @@ def test_names_from_files_are_escaped_in_the_page(tmp_path):
     (tmp_path / "names.txt").write_text("\n".join([HOSTILE, "two"] + [f"c{i}" for i in
                                                                        range(2, 21)]) + "\n")
     out = tmp_path / "out"
-    argv = ["--model", "pspnet_caffe.eval.standin:voc", "--list", root / "list.txt",
+    argv = ["--model", "standin:voc", "--list", root / "list.txt",
             "--num-classes", "21", "--class-names", tmp_path / "names.txt", "--data-root", root,
             "--out", out, "--workers", "0", *SMALL]
     assert eval_run.main([str(a) for a in argv]) == 0

@@ -167,7 +167,7 @@ def test_finetune_to_new_classes_then_eval_list(custom, slim, tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "person" in text and "object" in text and "NO REFERENCE" in text
-    assert len(list((ev / "labels").glob("*.png"))) == 2
+    assert len(list((ev / "labels" / "images").glob("*.png"))) == 2    # as the list names them
     # the model file goes back to Caffe as it is
     from pspnet_caffe.converter.export import export
     proto, weights = export(out / "model.pth", tmp_path / "caffe", log=lambda *a: None)

@@ -37,6 +37,7 @@ class TrainConfig:
     val: bool = exempt("validation reads the model and never changes it")
     val_list: Path | None = exempt("validation reads the model and never changes it")
     val_every: int = exempt("validation reads the model and never changes it")
+    max_pixels: int = exempt("a budget on the files read: a run within it reads every pixel")
     # model
     init: Path | None
     arch: str | None
@@ -119,7 +120,7 @@ def from_args(args) -> TrainConfig:
         data_root=Path(args.data_root), dataset=args.dataset, list=path(args.list),
         num_classes=num_classes, class_names=path(args.class_names), augment=args.augment,
         rotate=facts["rotate"], blur=facts["blur"], workers=args.workers, val=args.val,
-        val_list=path(args.val_list), val_every=args.val_every,
+        val_list=path(args.val_list), val_every=args.val_every, max_pixels=args.max_pixels,
         init=path(args.init), arch=args.arch, init_backbone=path(args.init_backbone),
         network={**(option_defaults() if args.arch else {}),
                  **cli.given_options(args, options())},

@@ -89,23 +89,24 @@ def val_samples(dataset: str | None, root, list_file=None) -> list[Sample]:
 read_class_names = listfile.read_class_names    # one reader for train and eval
 
 
-def _label_values(sample: Sample, convention: str) -> np.ndarray:
-    lab = datasets.get(convention).decode_label(datasets.read_png_values(sample.label),
-                                                sample.label)
+def _label_values(sample: Sample, convention: str, max_pixels: int | None) -> np.ndarray:
+    lab = datasets.get(convention).decode_label(
+        datasets.read_png_values(sample.label, max_pixels), sample.label)
     return np.unique(lab)
 
 
 def scan_labels(items, convention: str, num_classes: int, *, workers: int = 4,
-                progress: bool = True) -> np.ndarray:
+                progress: bool = True, max_pixels: int | None = datasets.MAX_PIXELS) -> np.ndarray:
     """Read every label; raise `DatasetError` naming the files with values outside 0..N-1 and
-    255 (after the dataset's convention). Returns the sorted values seen."""
+    255 (after the dataset's convention), or above `max_pixels`. Returns the sorted values
+    seen."""
     missing = datasets.missing_files(items)
     if missing:
         raise DatasetError(f"{len(missing)} training file(s) missing or unreadable, first: "
                               f"{missing[0]}")
     bad, seen = [], set()
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        values = pool.map(lambda s: _label_values(s, convention), items)
+        values = pool.map(lambda s: _label_values(s, convention, max_pixels), items)
         for s, v in tqdm(zip(items, values), total=len(items), unit="label",
                          desc="checking labels", disable=not progress, leave=False):
             seen.update(v.tolist())
@@ -143,13 +144,15 @@ def rank_positions(iteration: int, batch_size: int, rank: int = 0, world: int = 
 
 class TrainSet(torch.utils.data.Dataset):
     """Item k = the k-th sample this rank loads from iteration ``start`` on: (network input
-    3xSxS float32, label SxS int64). Stateless: a worker can produce any item."""
+    3xSxS float32, label SxS int64). Stateless: a worker can produce any item. Images and
+    labels above `max_pixels` are refused before they are decoded."""
 
     def __init__(self, items, convention: str, num_classes: int, aug: A.Augment, *, seed: int,
-                 batch_size: int, start: int, stop: int, rank: int = 0, world: int = 1):
+                 batch_size: int, start: int, stop: int, rank: int = 0, world: int = 1,
+                 max_pixels: int | None = datasets.MAX_PIXELS):
         self.items, self.convention, self.num_classes, self.aug = items, convention, num_classes, aug
         self.seed, self.batch_size, self.start, self.stop = seed, batch_size, start, stop
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.max_pixels = rank, world, max_pixels
         self.local = batch_size // world
         self._orders: dict[int, np.ndarray] = {}
 
@@ -169,8 +172,8 @@ class TrainSet(torch.utils.data.Dataset):
     def __getitem__(self, k):
         pos = self.position(k)
         s = self.items[self._index(pos)]
-        img = datasets.read_image(s.image)
-        lab = datasets.get(self.convention).read_label(s.label, self.num_classes)
+        img = datasets.read_image(s.image, self.max_pixels)
+        lab = datasets.get(self.convention).read_label(s.label, self.num_classes, self.max_pixels)
         if lab.shape != img.shape[:2]:
             raise DatasetError(f"{s.label}: label is {lab.shape[0]}x{lab.shape[1]} (rows x "
                                   f"cols), its image {s.image} is {img.shape[0]}x{img.shape[1]}")

@@ -62,6 +62,9 @@ def parse_args(argv=None):
                         "data layer; none: pad and centre crop only")
     g.add_argument("--workers", type=cli.nonnegative_int, default=min(8, os.cpu_count() or 1),
                    help="loader processes per training process")
+    g.add_argument("--max-pixels", type=cli.positive_int, default=datasets.MAX_PIXELS,
+                   help="refuse an image or label above this many pixels (width x height, "
+                        "read from its header before decoding)")
     g.add_argument("--val", action="store_true", help="validate on the dataset's val split")
     g.add_argument("--val-list", help="validate on this list file (one's own dataset)")
     g.add_argument("--val-every", type=cli.nonnegative_int, default=0,

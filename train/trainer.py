@@ -150,7 +150,8 @@ class Trainer:
                 [c.seed, 2, d.rank, self.iteration]).generate_state(1)[0]))
         if d.main:
             D.scan_labels(self.items, c.convention, c.num_classes,
-                          workers=max(1, c.workers), progress=c.progress)
+                          workers=max(1, c.workers), progress=c.progress,
+                          max_pixels=c.max_pixels)
         return self
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -240,7 +241,7 @@ class Trainer:
         self.model.eval()
         try:
             stats = evaluate(self.model, items, c.convention, settings, self.d, workers=c.workers,
-                             progress=c.progress)
+                             progress=c.progress, max_pixels=c.max_pixels)
         finally:
             self.model.train()
         return float(summary(stats)["miou"])
@@ -268,7 +269,7 @@ class Trainer:
                        train=D.dataset_facts(c.dataset).train)
         trainset = D.TrainSet(self.items, c.convention, c.num_classes, aug, seed=c.seed,
                               batch_size=c.batch_size, start=self.iteration, stop=stop_at,
-                              rank=d.rank, world=d.world)
+                              rank=d.rank, world=d.world, max_pixels=c.max_pixels)
         batches = D.loader(trainset, workers=c.workers, pin_memory=d.device.startswith("cuda"))
         self.autocast = autocast_factory(c.amp, d.device)
         self._bar = tqdm(total=c.iters, initial=self.iteration, unit="it", dynamic_ncols=True,

@@ -11,5 +11,6 @@ and train/run.py take everything from `get(name)` (tests/test_dataset_added.py a
 from .base import (IGNORE, INSTANCE_KEY, MS_SCALES, STRIDE_RATE,  # noqa: F401
                    Dataset, DatasetError, EvalDefaults, InstanceScheme, Published, Sample,
                    Split, TrainRecipe, voc_colormap)
-from .files import missing_files, read_image, read_png_values  # noqa: F401
+from .files import (MAX_PIXELS, image_size, missing_files, read_image,  # noqa: F401
+                    read_png_values)
 from .registry import discover, get, names, registry  # noqa: F401

@@ -38,7 +38,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .files import DatasetError, Sample, read_list, read_png_values  # noqa: F401
+from .files import MAX_PIXELS, DatasetError, Sample, read_list, read_png_values  # noqa: F401
 
 IGNORE = 255            # label value of ignored pixels, in every convention here
 INSTANCE_KEY = 1000     # instance maps: class * 1000 + instance number, -1 = no instance
@@ -244,31 +244,34 @@ class Dataset:
 
     # ------------------------------------------------------------ reading, checked
 
-    def read_label(self, path: str | Path, num_classes: int) -> np.ndarray:
+    def read_label(self, path: str | Path, num_classes: int,
+                   max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
         """A label file -> class ids (uint8); values outside 0..num_classes-1 and 255 after
-        the convention are an error naming the file."""
-        lab = self.decode_label(read_png_values(path), path)
+        the convention are an error naming the file; above `max_pixels` it is not decoded."""
+        lab = self.decode_label(read_png_values(path, max_pixels), path)
         bad = np.unique(lab[(lab >= num_classes) & (lab != IGNORE)])
         if bad.size:
             raise DatasetError(f"{path}: label values {bad.tolist()[:10]} outside "
                                f"0..{num_classes - 1} and 255 (after the {self.name} convention)")
         return lab
 
-    def read_instances(self, path: str | Path, shape: tuple) -> np.ndarray:
+    def read_instances(self, path: str | Path, shape: tuple,
+                       max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
         """An instance map (of the label's size) -> `decode_instances`."""
         if self.instances is None:
             raise DatasetError(f"{path}: {self.name} has no instance maps")
-        raw = read_png_values(path)
+        raw = read_png_values(path, max_pixels)
         if raw.shape != tuple(shape):
             raise DatasetError(f"{path}: instance map is {raw.shape[0]}x{raw.shape[1]}, its "
                                f"label is {shape[0]}x{shape[1]}")
         return self.decode_instances(raw)
 
-    def read_ground_truth(self, sample: Sample, num_classes: int):
+    def read_ground_truth(self, sample: Sample, num_classes: int,
+                          max_pixels: int | None = MAX_PIXELS):
         """(label, instances or None): instances when the sample names an existing file."""
-        lab = self.read_label(sample.label, num_classes)
+        lab = self.read_label(sample.label, num_classes, max_pixels)
         inst = None
         if sample.instances is not None and Path(sample.instances).is_file():
-            inst = self.read_instances(sample.instances, lab.shape)
+            inst = self.read_instances(sample.instances, lab.shape, max_pixels)
         return lab, inst
 

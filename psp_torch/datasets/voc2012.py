@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .base import (Dataset, DatasetError, EvalDefaults, Published, Sample, Split, TrainRecipe,
                    find_root, frozen_palette, voc_colormap)
+from .files import list_lines
 
 CLASSES = (
     'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
@@ -39,8 +40,7 @@ class VOC2012(Dataset):
             listing = root / "ImageSets" / "SegmentationAug" / f"{split}.txt"
         if not listing.exists():
             raise DatasetError(f"{listing}: split list missing")
-        ids = [Path(ln.split()[0]).stem for ln in listing.read_text().splitlines()
-               if ln.strip()]
+        ids = [Path(ln.split()[0]).stem for _, ln in list_lines(listing) if ln.strip()]
         labels = "SegmentationClassAug" if split == TRAIN_AUG else "SegmentationClass"
         labelled = self.split(split).labelled
         return [Sample(i, root / "JPEGImages" / f"{i}.jpg",
