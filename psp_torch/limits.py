@@ -44,7 +44,7 @@ class Limits:
     classes: int = 64 * _largest(p.num_classes for p in PRESETS.values())
     crop: int = FACTOR * _largest(p.crop_size for p in PRESETS.values())
     base_size: int = FACTOR * _largest(p.base_size for p in PRESETS.values())
-    bins: int = FACTOR * _largest(len(p.bins) for p in PRESETS.values())
+    bins: int = FACTOR * len(PSPNetConfig(num_classes=1).bins)     # the release's pyramid
     dilation: int = 64
     parameters: int = caffe_limits.DEFAULT.values   # the Caffe files' budget: 16 x the largest release
 
