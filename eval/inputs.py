@@ -1,4 +1,5 @@
-"""``--image`` arguments -> image files, and one output name per image.
+"""``--image`` arguments -> image files, one output name per image, and an image as a path,
+a PIL image or an array made the protocol's RGB uint8 (H, W, 3) (`as_rgb`).
 
 An argument is a file, a folder (its images, not recursive) or a glob pattern (``*``, ``?``,
 ``[...]``, ``**``). Patterns are expanded here rather than by `glob.glob`, which follows
@@ -15,7 +16,10 @@ import glob
 import os
 from pathlib import Path
 
+import numpy as np
+
 from caffe_proto.printable import printable
+from psp_torch.datasets import read_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_ENTRIES = 1_000_000     # folder entries looked at while expanding all --image arguments
@@ -163,3 +167,22 @@ def output_names(paths: list[Path]) -> list[str]:
             raise InputError(f"{printable(p)}: its outputs would be those of {printable(other)} "
                              f"({printable(n)}.png); give one of them alone")
     return names
+
+
+def as_rgb(image) -> np.ndarray:
+    """A path (read as the datasets read images: EXIF orientation ignored), a PIL image or an
+    (H, W, 3) uint8 RGB array -> RGB uint8 (H, W, 3), C-contiguous. Grey (H, W) is replicated to
+    three channels and an alpha channel dropped, as `psp_torch.preprocess` does. Anything else
+    is a ValueError naming what it got."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    if hasattr(image, "convert") and hasattr(image, "mode"):      # a PIL image
+        return np.array(image.convert("RGB"))         # a writable copy
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise ValueError(f"image: expected RGB uint8 (H, W, 3), got dtype {a.dtype}")
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"image: expected RGB uint8 (H, W, 3), got shape {a.shape}")
+    return np.ascontiguousarray(a[:, :, :3])

@@ -107,6 +107,12 @@ def png_bytes(array: np.ndarray, palette: np.ndarray | None = None,
     return buf.getvalue()
 
 
+def overlay(image: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """The image and its class colours blended half and half, (H, W, 3) uint8."""
+    blend = image.astype(np.float32) * 0.5 + colour.astype(np.float32) * 0.5
+    return np.round(blend).astype(np.uint8)
+
+
 class Writer:
     """Where and how one run writes its per-image outputs."""
 
@@ -145,9 +151,8 @@ class Writer:
         colour = self.colour(pred)
         atomic_write_bytes(self.out / "color" / f"{name}.png", png_bytes(colour))
         if image is not None:
-            blend = (image.astype(np.float32) * 0.5 + colour.astype(np.float32) * 0.5)
             atomic_write_bytes(self.out / "overlay" / f"{name}.png",
-                               png_bytes(np.round(blend).astype(np.uint8)))
+                               png_bytes(overlay(image, colour)))
         if probs is not None:
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(probs, np.float32))

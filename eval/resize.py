@@ -68,20 +68,35 @@ def _triangle(t: np.ndarray) -> np.ndarray:
 def _resize_axis(x: torch.Tensor, dim: int, n_out: int, scale: float) -> torch.Tensor:
     """One MATLAB pass along `dim` (-2: rows, -1: cols) of (..., H, W): taps summed in order in
     float64, stored back in x's dtype (uint8: rounded half away from zero, saturated)."""
-    w, idx = contributions(x.shape[dim], n_out, scale)
+    return _apply_taps(x, dim, *contributions(x.shape[dim], n_out, scale))
+
+
+def _apply_taps(x: torch.Tensor, dim: int, w: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+    """The pass itself, given one axis's weights and 0-based source indices (n_out, P): output
+    i = sum over k of w[i, k] * x[idx[i, k]], each output computed on its own (so any subset of
+    rows of `contributions` gives exactly those rows of the whole pass)."""
     index = torch.from_numpy(idx).to(x.device)
     if w.shape[1] == 1 and np.all(w == 1):
         return x.index_select(dim, index[:, 0])
-    shape = (n_out, 1) if dim == -2 else (n_out,)
+    # the axis is moved to the front, so that gathering a tap copies whole contiguous slices
+    xt = x.movedim(dim, 0)
+    shape = (w.shape[0],) + (1,) * (x.dim() - 1)
     weights = torch.from_numpy(w).to(x.device)
-    src = x.to(torch.float64)
-    acc = src.index_select(dim, index[:, 0]).mul_(weights[:, 0].reshape(shape))
+    # widening is exact, so it may come before or after the gathering: enlarging, the (smaller)
+    # input is widened once; shrinking, each tap is gathered in x's own dtype and widened (no
+    # float64 copy of a whole big input: a 10000 x 10000 image is 800 MB a channel)
+    src = xt.to(torch.float64) if x.shape[dim] < w.shape[0] else xt
+    src = src.contiguous()
+    acc = src.index_select(0, index[:, 0]).to(torch.float64).mul_(weights[:, 0].reshape(shape))
     for k in range(1, w.shape[1]):
         # product rounded, then added (no fused multiply-add), tap by tap as MATLAB's loop
-        acc.add_(src.index_select(dim, index[:, k]).mul_(weights[:, k].reshape(shape)))
+        acc.add_(src.index_select(0, index[:, k]).to(torch.float64)
+                 .mul_(weights[:, k].reshape(shape)))
     if x.dtype == torch.uint8:  # weights and pixels are >= 0: half away = floor(v + 0.5)
-        return acc.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
-    return acc.to(x.dtype)
+        acc = acc.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+    else:
+        acc = acc.to(x.dtype)
+    return acc.movedim(0, dim)       # a view: the next pass or the caller lays it out
 
 
 def _resize_planes(planes: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
@@ -111,7 +126,7 @@ def imresize(a, size: tuple[int, int], method: str = "matlab", channels_first: b
     if method == "opencv":
         out = _opencv(t, rows, cols, channels_first)
     elif t.dim() == 2:
-        out = _resize_planes(t, rows, cols)
+        out = _resize_planes(t, rows, cols).contiguous()
     else:
         chw = t if channels_first else t.permute(2, 0, 1)
         biggest = max(chw.shape[1], rows) * max(chw.shape[2], cols)
@@ -136,3 +151,48 @@ def _opencv(t: torch.Tensor, rows: int, cols: int, channels_first: bool) -> torc
     if channels_first and out.ndim == 3:
         out = out.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(out)).to(t.device)
+
+
+class RowsOfResize:
+    """Rows r0:r1 of ``imresize(a, size, channels_first=True)`` (method "matlab") of a
+    (C, H, W) float tensor, computed from only the input rows those output rows read.
+
+    Each MATLAB pass computes every output on its own from its taps, so rows taken from the
+    whole axis's `contributions` (taps and weights as the whole resize has them, zero-weight
+    taps included: they carry NaN) give the same numbers, bit for bit, as the same rows of the
+    whole resize. Memory follows the strip: (C, r1 - r0, cols) plus the input rows it reads.
+    """
+
+    def __init__(self, in_rows: int, in_cols: int, size: tuple[int, int]):
+        self.rows, self.cols = int(size[0]), int(size[1])
+        self.in_rows, self.in_cols = in_rows, in_cols
+        row_scale, col_scale = self.rows / in_rows, self.cols / in_cols
+        self.rows_first = row_scale <= col_scale        # _resize_planes' order
+        self.row_w, self.row_idx = contributions(in_rows, self.rows, row_scale)
+        self.col_w, self.col_idx = contributions(in_cols, self.cols, col_scale)
+
+    def source_rows(self, r0: int, r1: int) -> tuple[int, int]:
+        """[lo, hi): the input rows that output rows r0:r1 read."""
+        idx = self.row_idx[r0:r1]
+        return int(idx.min()), int(idx.max()) + 1
+
+    def __call__(self, a: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
+        """(C, r1 - r0, cols) in a's dtype; a is the whole (C, in_rows, in_cols) input."""
+        if tuple(a.shape[1:]) != (self.in_rows, self.in_cols):
+            raise ValueError(f"resize: expected (C, {self.in_rows}, {self.in_cols}), got "
+                             f"{tuple(a.shape)}")
+        lo, hi = self.source_rows(r0, r1)
+        row_w, row_idx = self.row_w[r0:r1], self.row_idx[r0:r1] - lo
+        biggest = max(hi - lo, r1 - r0) * max(self.in_cols, self.cols)
+        group = max(1, _CHUNK_ELEMENTS // biggest)
+        out = torch.empty((a.shape[0], r1 - r0, self.cols), dtype=a.dtype, device=a.device)
+        for c0 in range(0, a.shape[0], group):
+            chunk = a[c0:c0 + group, lo:hi]
+            if self.rows_first:
+                chunk = _apply_taps(chunk, -2, row_w, row_idx)
+                chunk = _apply_taps(chunk, -1, self.col_w, self.col_idx)
+            else:
+                chunk = _apply_taps(chunk, -1, self.col_w, self.col_idx)
+                chunk = _apply_taps(chunk, -2, row_w, row_idx)
+            out[c0:c0 + group] = chunk
+        return out

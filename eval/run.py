@@ -4,6 +4,7 @@ one's own images.
     python eval/run.py --dataset ade20k --data-root DIR --weights X.pth [--ms] [--out DIR]
     torchrun --nproc_per_node=4 eval/run.py --dataset cityscapes --data-root DIR --weights X.pth
     python eval/run.py --image photo.jpg --weights X.pth [--ms] --out DIR
+    python eval/run.py --video clip.mp4 --weights X.pth --out DIR       # or --video 0 (a camera)
     python eval/run.py --dataset voc --data-root DIR --onnx X.onnx   # ONNX Runtime instead of torch
     python eval/run.py --list val.txt --num-classes N [--class-names F] --data-root DIR --weights X.pth
 
@@ -39,6 +40,7 @@ from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, 
                                         segment_counted)
 from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
 from caffe_proto.printable import printable
+from pspnet_caffe.eval.segmenter import Segmenter
 from psp_torch import cli, datasets, runtime
 from psp_torch.compiled import compile_model, compile_problem
 from psp_torch.datasets import MS_SCALES, listfile
@@ -73,8 +75,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "--list): labels 0..N-1, 255 = ignored, stored as they are")
     p.add_argument("--class-names", help="with --num-classes: one class name per line "
                    "(default: the model's meta)")
-    p.add_argument("--image", nargs="+", metavar="PATH", help="segment these images (files, "
-                   "folders of images, or quoted glob patterns); colour overlay PNGs")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--image", nargs="+", metavar="PATH", help="segment these images (files, "
+                      "folders of images, or quoted glob patterns); colour overlay PNGs")
+    what.add_argument("--video", metavar="IN", help="segment a video file, or a camera by its "
+                      "index (0, 1, ...): OUT/<name>_overlay.avi (MJPG, the input's size and rate)")
+    p.add_argument("--video-out", choices=("overlay", "labels", "both"), default="overlay",
+                   help="with --video: the overlay video, per-frame label PNGs "
+                        "(OUT/labels/<name>_NNNNNN.png and color/), or both")
+    p.add_argument("--strip-rows", type=cli.nonnegative_int, default=None, metavar="N",
+                   help="--image/--video: run the protocol in strips of N output rows (memory "
+                        "follows the strip, the labels are the same); 0: whole image; default "
+                        "(None): strips where the image's class probabilities exceed 2^27 values "
+                        "(eval/README.md, 'Big images')")
     sc = p.add_mutually_exclusive_group()
     sc.add_argument("--ms", action="store_true", help=f"multi-scale {list(MS_SCALES)}")
     sc.add_argument("--scales", type=_scales, help="comma-separated scales, e.g. 0.5,1,1.5")
@@ -114,8 +127,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="refuse an image or label above this many pixels (width x height, "
                         "read from its header before decoding)")
     args = p.parse_args(argv)
-    if args.image is None and args.data_root is None:
-        p.error("--data-root is required (or --image)")
+    if args.image is None and args.video is None and args.data_root is None:
+        p.error("--data-root is required (or --image, --video)")
+    if args.strip_rows and args.resize != "matlab":
+        p.error("--strip-rows needs --resize matlab (its resizing is separable by rows)")
     if args.model and not args.model.partition(":")[2]:
         p.error(f"--model expects MODULE:CALLABLE, got {args.model!r}")
     if args.onnx and args.precision != "fp32":
@@ -129,8 +144,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--compile: {problem}")
     if args.num_classes is not None and args.num_classes > 255:
         p.error("--num-classes must be in 1..255")
-    if args.num_classes is not None and not (args.list or args.image):
-        p.error("--num-classes needs --list (one's own dataset) or --image")
+    if args.num_classes is not None and not (args.list or args.image or args.video):
+        p.error("--num-classes needs --list (one's own dataset), --image or --video")
     if args.class_names and args.num_classes is None:
         p.error("--class-names needs --num-classes")
     return args
@@ -249,6 +264,12 @@ def reference_for(dataset: str, split: str, settings: Settings, own_classes: boo
 
 # ---------------------------------------------------------------- modes
 
+def segmenter(args, model, dataset, settings) -> Segmenter:
+    """The Python API around the CLI's model and settings (--image and --video use it)."""
+    return Segmenter(model, settings=settings, dataset=dataset, class_names=args.names,
+                     strip_rows=args.strip_rows, probs=args.save_probs)
+
+
 def run_images(args, model, dataset, settings) -> int:
     out = Path(args.out or "eval_out/images")
     writer = Writer(out, dataset)
@@ -259,23 +280,45 @@ def run_images(args, model, dataset, settings) -> int:
     model_sha, model_from = model_identity(args, model)
     writer.claim(record.make(model_sha, model_from, dataset, None, settings), names,
                  resume=False)
-    classes = args.names
+    seg = segmenter(args, model, dataset, settings)
     softmax_counts = SoftmaxCounts()
     for p, name in tqdm(list(zip(paths, names)), unit="img", disable=len(paths) < 2):
-        img = datasets.read_image(p, args.max_pixels)
-        probs, nan_counts = segment_counted(model, img, settings)
-        softmax_counts.add(nan_counts)
-        pred = predict(probs)
-        writer.write(name, pred, probs.cpu().numpy() if args.save_probs else None, image=img,
-                     meta=nan_counts.as_meta())
-        ids, counts = np.unique(pred, return_counts=True)
-        top = sorted(zip(counts, ids), reverse=True)[:5]
-        print(f"{printable(p)}: " + ", ".join(f"{classes[i]} {100 * c / pred.size:.1f}%"
-                                             for c, i in top)
+        r = seg(datasets.read_image(p, args.max_pixels))
+        softmax_counts.add(r.softmax_counts)
+        writer.write(name, r.labels, r.probs, image=r.image, meta=r.softmax_counts.as_meta())
+        print(f"{printable(p)}: " + ", ".join(f"{printable(n)} {100 * share:.1f}%"
+                                             for n, share in r.top())
               + f" -> {printable(out / 'overlay' / (name + '.png'))}")
     warning = softmax_summary(softmax_counts, settings.softmax)[1]
     if warning:
         print(warning, file=sys.stderr)
+    return 0
+
+
+def run_video(args, model, dataset, settings) -> int:
+    from pspnet_caffe.eval import video
+    out = Path(args.out or "eval_out/video")
+    name = video.source_name(args.video)
+    writer = Writer(out, dataset)
+    model_sha, model_from = model_identity(args, model)
+    # the folder must be new, empty or ours (never a folder of someone else's files); frames are
+    # not known in advance, so their names are not listed: a later run refuses to replace them
+    writer.claim(record.make(model_sha, model_from, dataset, None, settings), [], resume=False)
+    softmax_counts = SoftmaxCounts()
+
+    def frame_done(i: int, r) -> None:
+        softmax_counts.add(r.softmax_counts)
+        if args.video_out != "overlay":
+            writer.write(f"{name}_{i:06d}", r.labels, r.probs, meta=r.softmax_counts.as_meta())
+
+    target = out / f"{name}_overlay{video.SUFFIX}" if args.video_out != "labels" else None
+    n = video.segment_video(segmenter(args, model, dataset, settings), args.video, target,
+                            frame_done, limit=args.limit)
+    warning = softmax_summary(softmax_counts, settings.softmax)[1]
+    if warning:
+        print(warning, file=sys.stderr)
+    print(f"{args.video}: {n} frames -> " + ", ".join(
+        str(t) for t in (target, args.video_out != "overlay" and writer.label_dir) if t))
     return 0
 
 
@@ -449,6 +492,8 @@ def _main(args) -> int:
         dataset, settings, own_classes = resolve_settings(args, meta)
         if args.image:
             return run_images(args, model, dataset, settings) if d.main else 0
+        if args.video is not None:
+            return run_video(args, model, dataset, settings) if d.main else 0
         return run_dataset(args, model, dataset, settings, own_classes, d)
     finally:
         runtime.shutdown(d)

@@ -205,3 +205,16 @@ def test_bench_forward_engines_rows(monkeypatch):
     text = bench_forward.report_engines(res)
     assert text.count("| pspnet50slim@33 |") == len(bench_forward.DEFAULT_ENGINES)
     assert "exporter unavailable (test)" in text and "second line" not in text
+
+
+def test_bench_bigimage_measures_both_modes_and_compares_their_labels():
+    """bench_bigimage at a toy size: its children run, strips and whole give the same labels."""
+    import subprocess
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_bigimage.py"), "--size", "0",
+                        "--check-size", "40", "--classes", "5", "--crop", "49", "--base", "60"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("machine: ") and lines[-1].startswith("load average at end")
+    row = [ln for ln in lines if ln.startswith("40 x 40, 5 classes:")]
+    assert len(row) == 1 and "labels identical" in row[0] and "whole image" in row[0]
