@@ -13,6 +13,7 @@ See eval/README.md for the protocol, the outputs and the expected numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import os
@@ -278,17 +279,28 @@ def run_images(args, model, dataset, settings) -> int:
     for p in paths:                     # every header within --max-pixels before any output
         datasets.image_size(p, args.max_pixels)
     model_sha, model_from = model_identity(args, model)
+    fresh = not out.exists()
     writer.claim(record.make(model_sha, model_from, dataset, None, settings), names,
                  resume=False)
     seg = segmenter(args, model, dataset, settings)
     softmax_counts = SoftmaxCounts()
-    for p, name in tqdm(list(zip(paths, names)), unit="img", disable=len(paths) < 2):
-        r = seg(datasets.read_image(p, args.max_pixels))
-        softmax_counts.add(r.softmax_counts)
-        writer.write(name, r.labels, r.probs, image=r.image, meta=r.softmax_counts.as_meta())
-        print(f"{printable(p)}: " + ", ".join(f"{printable(n)} {100 * share:.1f}%"
-                                             for n, share in r.top())
-              + f" -> {printable(out / 'overlay' / (name + '.png'))}")
+    written = 0
+    try:
+        for p, name in tqdm(list(zip(paths, names)), unit="img", disable=len(paths) < 2):
+            r = seg(datasets.read_image(p, args.max_pixels))
+            softmax_counts.add(r.softmax_counts)
+            writer.write(name, r.labels, r.probs, image=r.image,
+                         meta=r.softmax_counts.as_meta())
+            written += 1
+            print(f"{printable(p)}: " + ", ".join(f"{printable(n)} {100 * share:.1f}%"
+                                                 for n, share in r.top())
+                  + f" -> {printable(out / 'overlay' / (name + '.png'))}")
+    except BaseException:
+        if fresh and not written:     # the folder this run made holds nothing but its record
+            (out / record.NAME).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     warning = softmax_summary(softmax_counts, settings.softmax)[1]
     if warning:
         print(warning, file=sys.stderr)

@@ -64,7 +64,7 @@ def protocol_settings(meta: dict, *, num_classes: int | None = None, dataset: st
 
 def dataset_facts(name: str | None):
     """A benchmark's facts by name; one's own classes (`listfile`) for None or another name."""
-    return datasets.get(name if name in datasets.names() else listfile.NAME)
+    return datasets.get(name if name in datasets.names() else listfile.DATASET.name)
 
 
 @dataclass

@@ -164,8 +164,8 @@ def test_worst_images_replaced_by_a_later_report(voc_report, tmp_path):
 
 def test_another_runs_report_is_removed_with_its_outputs(voc_report, tmp_path):
     out = _copy(voc_report, tmp_path)
-    writer = Writer(out, "voc", "val")
-    assert writer.clear() >= len(REPORT_FILES) + 2 + 2   # report, worst images, results
+    writer = Writer(out, "voc", "val")            # what claim() removes of a run of ours
+    assert writer.remove_results() >= len(REPORT_FILES) + 2 + 2   # report, worst, results
     assert not any((out / n).exists() for n in REPORT_FILES)
     assert not list((out / "worst").glob("*.png"))
 

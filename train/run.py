@@ -136,10 +136,12 @@ def parse_args(argv=None):
         if options()[name].arch_only]
     if args.init and arch_only:
         p.error(f"{', '.join(arch_only)}: only with --arch (a model file has its own)")
-    try:       # the network options are checked where they are defined: the config
+    # the network options are checked where they are defined: the config (with --init the
+    # file's pyramid is not known here: only the options given are checked, without a pyramid)
+    try:
         PSPNetConfig(num_classes=1, crop_size=args.crop_size or
                      data.dataset_facts(args.dataset).crop_size,
-                     **cli.given_options(args, options()))
+                     **({} if args.arch else {"bins": ()}), **cli.given_options(args, options()))
     except ValueError as exc:
         p.error(str(exc))
     if args.val and args.list:
