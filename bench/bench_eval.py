@@ -5,7 +5,7 @@
    probability map back to the original size.
 2. Protocol overhead: eval.protocol.segment on one image against the network calls alone
    (the same windows and mirrors through the same model), with the stand-in model
-   (eval.standin) so the overhead is not hidden by a large network.
+   (tests/standin.py) so the overhead is not hidden by a large network.
 3. With --real: the same with the real networks (randomly initialised PSPNet of the
    dataset's preset), giving seconds per image and the share of time spent outside the
    network; and batched windows against one window at a time, side by side.
@@ -19,15 +19,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))   # standin
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from pspnet_caffe.eval import standin  # noqa: E402
+import standin  # noqa: E402
 from pspnet_caffe.eval.protocol import (Settings, net_input, pad_bottom_right, scaled_size,  # noqa: E402
                            segment, window_probs, windows)
 from pspnet_caffe.eval.resize import imresize  # noqa: E402
-from psp_torch.presets import BY_DATASET, MS_SCALES  # noqa: E402
+from psp_torch.datasets import MS_SCALES  # noqa: E402
+from psp_torch.presets import BY_DATASET, MEAN_RGB  # noqa: E402
 
 
 def best(fn, repeat):
@@ -56,7 +58,7 @@ def bench_protocol(dataset, shape, scales, repeat, device, model=None, batch=4):
     p = BY_DATASET[dataset]
     if model is None:
         model = standin.TinySegNet(dataset).to(device).eval()
-    st = Settings(p.num_classes, p.crop_size, p.base_size, p.mean_rgb, tuple(scales),
+    st = Settings(p.num_classes, p.crop_size, p.base_size, MEAN_RGB, tuple(scales),
                   batch=batch, device=device)
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
@@ -65,12 +67,12 @@ def bench_protocol(dataset, shape, scales, repeat, device, model=None, batch=4):
     for s in scales:
         img_s = imresize(img, scaled_size(*shape, p.base_size, s))
         if max(img_s.shape[:2]) <= p.crop_size:
-            inputs.append(net_input(img_s, p.crop_size, p.mean_rgb))
+            inputs.append(net_input(img_s, p.crop_size, MEAN_RGB))
             continue
-        padded = pad_bottom_right(img_s, p.crop_size, p.crop_size, p.mean_rgb)
+        padded = pad_bottom_right(img_s, p.crop_size, p.crop_size, MEAN_RGB)
         for y, x in windows(*padded.shape[:2], p.crop_size):
             inputs.append(net_input(padded[y:y + p.crop_size, x:x + p.crop_size],
-                                    p.crop_size, p.mean_rgb))
+                                    p.crop_size, MEAN_RGB))
     x = torch.from_numpy(np.stack(inputs))
 
     def net_only():
@@ -106,7 +108,7 @@ class TimedModel(torch.nn.Module):
 def bench_real_one(dataset, model, shape, scales, batch, device):
     """One image through eval.protocol.segment; the network's share measured inside the run."""
     p = BY_DATASET[dataset]
-    st = Settings(p.num_classes, p.crop_size, p.base_size, p.mean_rgb, tuple(scales),
+    st = Settings(p.num_classes, p.crop_size, p.base_size, MEAN_RGB, tuple(scales),
                   batch=batch, device=device)
     img = np.random.default_rng(0).integers(0, 256, shape + (3,), dtype=np.uint8)
     timed = TimedModel(model)

@@ -50,46 +50,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (bf16_probe_gmacs, bf16_skip_reason, fmt, machine_line,  # noqa: E402
-                    matmul_gmacs, peak_rss_mib, table, timeit)
+from common import (CONFIGS, bf16_probe_gmacs, bf16_skip_reason, build,  # noqa: E402,F401
+                    fmt, interleaved, machine_line, matmul_gmacs, onnx_session, peak_rss_mib,
+                    table, timeit)
 
 import torch  # noqa: E402
 
-CONFIGS = {"pspnet50": "pspnet50_ade20k", "pspnet101": "pspnet101_voc2012",
-           "pspnet101cs": "pspnet101_cityscapes"}
 FULL = ("pspnet50:473", "pspnet101:473", "pspnet101:713")
 QUICK = ("pspnet50:233",)
 QUICK_VARIANTS = ("fp32", "bf16", "fuse")
 VARIANTS = ("fp32", "bf16", "channels_last", "fuse", "fuse+channels_last")
-
-
-def slim_config(num_classes: int = 150):
-    """PSPNet50 (ADE20K layout) with every width divided by 16: for smoke runs."""
-    from psp_torch.config import PSPNetConfig
-    return PSPNetConfig(num_classes=num_classes, blocks=(3, 4, 6, 3), stem_widths=(4, 4, 8),
-                        mid_widths=(4, 8, 16, 32), out_widths=(16, 32, 64, 128),
-                        stride_on_reduce=True, ppm_width=32, head_width=32)
-
-
-def build(name: str, seed: int = 0):
-    """A PSPNet of `name` (full size, or "pspnet50slim") with seeded random weights and
-    BN statistics."""
-    import psp_torch
-    torch.manual_seed(seed)
-    if name == "pspnet50slim":
-        model = psp_torch.PSPNet(slim_config())
-    else:
-        model = getattr(psp_torch, CONFIGS.get(name, name))()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_((torch.rand(n, generator=g) - 0.5) * 0.4)
-    return model.eval()
 
 
 def variant(model, name: str):
@@ -178,16 +148,14 @@ def float64_reference(model, x):
 
 
 def _onnx_engine(model, folder: Path, threads: int) -> tuple:
-    """(call, seconds of the export) of the project's ONNX export run by ONNX Runtime's CPU
-    provider with `threads` intra-op threads, sequential, default graph optimisations."""
-    from bench_onnx import ort_session
+    """(call, seconds of the export) of the project's ONNX export run by the session
+    eval/run.py --onnx ships (`common.onnx_session`: CPU provider, `threads` intra-op threads,
+    ONNX Runtime's default graph optimisations)."""
     from pspnet_caffe.converter.onnx_export import export_onnx
     t0 = time.perf_counter()
     path = export_onnx(model, folder / "model.onnx")
     export_s = time.perf_counter() - t0
-    session = ort_session(path, threads)
-    name = session.get_inputs()[0].name
-    return (lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])), export_s
+    return onnx_session(path, threads), export_s
 
 
 def make_engine(name: str, model, folder: Path, threads: int) -> tuple:
@@ -224,19 +192,6 @@ def make_engine(name: str, model, folder: Path, threads: int) -> tuple:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:160]
-
-
-def interleaved(calls: dict, rounds: int, log=print) -> dict:
-    """{name: [seconds per call]}: `rounds` rounds, one call of every callable per round, so a
-    change of the shared machine's load hits them alike."""
-    times = {name: [] for name in calls}
-    for r in range(rounds):
-        for name, call in calls.items():
-            t0 = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - t0)
-        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {t[-1]:.3g}" for n, t in times.items()))
-    return times
 
 
 def engine_rows(spec: str, engines, rounds: int, mm_n: int, log=print,

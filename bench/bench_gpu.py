@@ -73,7 +73,7 @@ def mm_tflops(mode: str, device: str, n: int) -> float:
 def run(config="pspnet50:473", size=None, device="cuda", batches=(1, 8, 16),
         precisions=PRECISIONS, channels_last=(False, True), compile_modes=(False, True),
         repeat=10, warmup=3, mm_n=8192, log=print) -> dict:
-    from bench_forward import build
+    from common import build
     from psp_torch.flops import gmacs
     name, crop = config.split(":")
     size = size or int(crop)

@@ -4,11 +4,12 @@
     python bench/bench_onnx.py --quick         # PSPNet50 at 233, 2 timed calls each
     python bench/bench_onnx.py --config pspnet101 --size 713 --threads 2
 
-The model (seeded random weights and BN statistics, as bench_forward.py) is exported
-with converter/onnx_export.py (dynamic batch and size) into a temporary file; the
-ONNX Runtime session gets ``intra_op_num_threads`` = torch's thread count and runs
-sequentially, its default graph optimisations on (they fold BN into the
-convolutions, so the PyTorch row with `psp_torch.fuse` is the like-for-like one).
+The model (seeded random weights and BN statistics, `common.build`) is exported
+with converter/onnx_export.py (dynamic batch and size) into a temporary file and run
+by the session eval/run.py --onnx ships (`common.onnx_session`, built by eval's own
+code: ``intra_op_num_threads`` = torch's thread count, ONNX Runtime's default graph
+optimisations, which fold BN into the convolutions, so the PyTorch row with
+`psp_torch.fuse` is the like-for-like one; the tensor <-> numpy copies included).
 The engines' calls are interleaved (one call of each per round), so a change of
 the shared machine's load hits all of them alike; the figure is each engine's
 median seconds per image and its ratio to the faithful PyTorch forward, plus its
@@ -25,47 +26,33 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fmt, machine_line, peak_rss_mib, table  # noqa: E402
+from common import (build, fmt, interleaved, machine_line, onnx_session,  # noqa: E402
+                    peak_rss_mib, table)
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 FULL = ("pspnet50", 473, 5)
 QUICK = ("pspnet50", 233, 2)
 
 
-def ort_session(onnx_path: Path, threads: int):
-    """ONNX Runtime's CPU session of a file: `threads` intra-op threads, sequential, its
-    default graph optimisations (bench_forward.py's onnxruntime engine uses it too)."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-
-
 def engines(model, onnx_path: Path, threads: int) -> dict:
-    """name -> call(x: np.ndarray) -> np.ndarray, for the engines compared."""
+    """name -> call(x: torch.Tensor) -> torch.Tensor, for the engines compared."""
     from psp_torch.fuse import fuse
-    session = ort_session(onnx_path, threads)
+    session = onnx_session(onnx_path, threads)
     fused = fuse(model).eval()
 
     def torch_call(m):
         def call(x):
             with torch.inference_mode():
-                return m(torch.from_numpy(x)).numpy()
+                return m(x)
         return call
 
     return {"pytorch": torch_call(model), "pytorch fuse": torch_call(fused),
-            "onnxruntime": lambda x: session.run(None, {"data": x})[0]}
+            "onnxruntime": session}
 
 
 def run(config: str = "pspnet50", size: int = 473, repeat: int = 5, threads: int | None = None,
         log=print) -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_forward import build
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -76,10 +63,9 @@ def run(config: str = "pspnet50", size: int = 473, repeat: int = 5, threads: int
 
 
 def _run(model, config, size, repeat, log) -> dict:
-    from bench_forward import interleaved
     from pspnet_caffe.converter.onnx_export import OPSET, export_onnx
     threads = torch.get_num_threads()
-    x = (torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 50).numpy()
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 50
     with tempfile.TemporaryDirectory() as tmp:
         log(f"exporting {config} to ONNX (opset {OPSET}) ...")
         t0 = time.perf_counter()
@@ -88,7 +74,7 @@ def _run(model, config, size, repeat, log) -> dict:
         calls = engines(model, path, threads)
         log(f"warm-up: one call of each engine at {size}x{size}, {threads} threads ...")
         ref = calls["pytorch"](x)
-        dev = {name: float(np.abs(call(x) - ref).max() / np.abs(ref).max())
+        dev = {name: float((call(x) - ref).abs().max() / ref.abs().max())
                for name, call in calls.items()}
         times = interleaved({n: functools.partial(c, x) for n, c in calls.items()}, repeat, log)
     base = statistics.median(times["pytorch"])

@@ -1,4 +1,6 @@
-"""Shared helpers of the benchmarks: timing, memory, the machine, the matmul roofline, tables.
+"""Shared helpers of the benchmarks: timing, memory, the machine, the matmul roofline, tables,
+the benchmarked models and the engines' shared pieces (interleaved rounds, the ONNX Runtime
+session eval/run.py --onnx ships).
 
 Every bench prints ratios against a baseline measured in the same run: these machines
 are shared and noisy, so absolute times drift while ratios hold.
@@ -226,3 +228,53 @@ def fmt(x, digits: int = 3) -> str:
     if x is None or x != x:
         return "-"
     return f"{x:.{digits}g}" if abs(x) < 10 ** digits else f"{x:.0f}"
+
+
+# ---------------------------------------------------------------- the models benchmarked
+
+CONFIGS = {"pspnet50": "pspnet50_ade20k", "pspnet101": "pspnet101_voc2012",
+           "pspnet101cs": "pspnet101_cityscapes"}
+
+
+def slim_config(num_classes: int = 150):
+    """PSPNet50 (ADE20K layout) with every width divided by 16: for smoke runs."""
+    from psp_torch.config import PSPNetConfig
+    return PSPNetConfig(num_classes=num_classes, blocks=(3, 4, 6, 3), stem_widths=(4, 4, 8),
+                        mid_widths=(4, 8, 16, 32), out_widths=(16, 32, 64, 128),
+                        stride_on_reduce=True, ppm_width=32, head_width=32)
+
+
+def build(name: str, seed: int = 0):
+    """A PSPNet of `name` (a key of CONFIGS, a preset name, or "pspnet50slim") with seeded
+    random weights and plausible BN statistics (converter/synthetic.py's `random_pspnet`,
+    the project's one such builder), in eval mode."""
+    from psp_torch.config import preset_config
+    from psp_torch.metadata import preset_meta
+    from pspnet_caffe.converter.synthetic import random_pspnet
+    if name == "pspnet50slim":
+        return random_pspnet(slim_config(), seed)
+    preset = CONFIGS.get(name, name)
+    return random_pspnet(preset_config(preset), seed, preset_meta(preset))
+
+
+# ---------------------------------------------------------------- engines
+
+def interleaved(calls: dict, rounds: int, log=print) -> dict:
+    """{name: [seconds per call]}: `rounds` rounds, one call of every callable per round, so a
+    change of the shared machine's load hits them alike."""
+    times = {name: [] for name in calls}
+    for r in range(rounds):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t0)
+        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {t[-1]:.3g}" for n, t in times.items()))
+    return times
+
+
+def onnx_session(onnx_path, threads: int):
+    """The ONNX Runtime session `eval/run.py --onnx` ships (eval/onnx_model.py's `OnnxModel`,
+    built by the same code, `threads` intra-op threads): called with a torch tensor, it
+    returns the scores as a torch tensor, numpy conversions included, as in the evaluation."""
+    from pspnet_caffe.eval.onnx_model import OnnxModel
+    return OnnxModel(onnx_path, threads=threads)

@@ -5,7 +5,7 @@
 
 A synthetic ADE20K-layout dataset (N small JPEG images with random labels, made
 once in a temporary folder) is evaluated on CPU with the stand-in model
-(`eval.standin:ade20k`, a fixed random stride-8 convolution) through the real
+(`tests/standin.py`'s ``ade20k``, a fixed random stride-8 convolution) through the real
 command ``eval/run.py``:
 
 1. once uninterrupted (the reference), sampling the child's peak RSS (VmHWM)
@@ -13,7 +13,7 @@ command ``eval/run.py``:
 2. once killed (SIGKILL, no chance to clean up) at a random image, resumed with
    ``--resume`` and killed again, `kills` times, then resumed to the end.
 
-The child stops right after writing the chosen image and waits (bench/paused.py)
+The child stops right after writing the chosen image and waits (tests/faulty.py pause)
 until it is sampled or killed, so the kill points and the sample are exact, on
 any machine: nothing races the child.
 
@@ -64,7 +64,7 @@ def make_dataset(root: Path, n: int, seed: int = 0, size=SIZE) -> Path:
 
 
 def command(data: Path, out: Path, resume: bool = False, extra=()) -> list:
-    cmd = [sys.executable, str(RUN), "--model", "pspnet_caffe.eval.standin:ade20k", "--dataset", "ade20k",
+    cmd = [sys.executable, str(RUN), "--model", "standin:ade20k", "--dataset", "ade20k",
            "--data-root", str(data), "--split", "val", "--out", str(out), "--workers", "0",
            "--crop-size", str(CROP), "--base-size", str(BASE), *extra]
     return cmd + (["--resume"] if resume else [])
@@ -72,7 +72,8 @@ def command(data: Path, out: Path, resume: bool = False, extra=()) -> list:
 
 def env() -> dict:
     e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    e["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"),   # tests: standin
+                                       e.get("PYTHONPATH", "")])
     e.setdefault("OMP_NUM_THREADS", "1")
     return e
 
@@ -103,8 +104,8 @@ class Run:
         self.out = out
         self.log = open(log_path, "ab")
         if pause_after is not None:
-            cmd = [cmd[0], str(ROOT / "bench" / "paused.py"), PAUSE_AT, str(pause_after),
-                   *cmd[1:]]
+            cmd = [cmd[0], str(ROOT / "tests" / "faulty.py"), PAUSE_AT, str(pause_after),
+                   "pause", "always", *cmd[1:]]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, env=env())
 

@@ -29,20 +29,17 @@ from .blobs import read_blob
 from .dialect import LAYER_CLASSES, layer_dialect, net_dialect
 from .errors import CaffeFormatError
 from .legacy import add_input_layers, declared_inputs, upgrade_v1_layer
+from .limits import DEFAULT, MAX_DEFINITION_BYTES, Limits
 from .net import Layer, Net
 from .sniff import describe_foreign, looks_like_prototxt
 from .wire import LEN, Source, check_wire, read_field
 
-# A layer's definition without its blobs is a few hundred bytes in practice;
-# bounding it bounds what protobuf may allocate while decoding it.
-MAX_DEFINITION_BYTES = 1 << 20
-# Far above any real net (the largest Caffe nets have a few thousand layers);
-# they bound the Python objects a small hostile file can make the reader build.
-MAX_LAYERS = 20_000
-MAX_BLOBS = 50_000
+# The bounds on a layer's definition, the layers, blobs and values of a file are
+# `caffe_proto.limits` (`Limits`): they bound what a small hostile file can make the reader
+# build or allocate.
 
 
-def load_caffemodel(path) -> Net:
+def load_caffemodel(path, *, limits: Limits = DEFAULT) -> Net:
     """Read a binary caffemodel (either dialect, V1 or V2 layers) into a `Net`."""
     path = os.fspath(path)
     try:
@@ -57,16 +54,17 @@ def load_caffemodel(path) -> Net:
             mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):              # a file system without mmap: read it
             try:
-                return parse_caffemodel(f.read(), path)
+                return parse_caffemodel(f.read(), path, limits=limits)
             except OSError as exc:
                 raise CaffeFormatError(f"cannot read: {exc.strerror}", path=path) from exc
         try:
-            return parse_caffemodel(mapping, path, fd=f.fileno())
+            return parse_caffemodel(mapping, path, fd=f.fileno(), limits=limits)
         finally:
             mapping.close()
 
 
-def parse_caffemodel(buf, source: str = "<memory>", *, fd: int | None = None) -> Net:
+def parse_caffemodel(buf, source: str = "<memory>", *, fd: int | None = None,
+                     limits: Limits = DEFAULT) -> Net:
     """A caffemodel held in a bytes-like buffer (bytes, mmap) -> `Net` (arrays are copies).
 
     `fd`, when `buf` maps a file, lets packed values be read from it directly.
@@ -78,7 +76,7 @@ def parse_caffemodel(buf, source: str = "<memory>", *, fd: int | None = None) ->
         raise CaffeFormatError(f"not a caffemodel: this looks like {foreign}",
                                path=source, offset=0)
     try:
-        return _parse_net(Source(buf, source, fd))
+        return _parse_net(Source(buf, source, fd, limits))
     except CaffeFormatError as exc:
         if looks_like_prototxt(bytes(buf[:64])):
             raise CaffeFormatError(f"{exc.reason} (this looks like a text prototxt: use "
@@ -96,8 +94,9 @@ def _parse_net(src: Source) -> Net:
         tag = pos
         number, wire, a, b, pos = read_field(src, pos, end, "", names)
         if number == 100 or number == 2:
-            if len(v2) + len(v1) >= MAX_LAYERS:
-                src.fail(tag, "layer", f"more than {MAX_LAYERS:,} layers: not a plausible net")
+            problem = src.limits.layers_problem(len(v2) + len(v1) + 1)
+            if problem:
+                src.fail(tag, "layer", problem)
             check_wire(src, wire, (LEN,), tag, names[number], "layer" if number == 100 else "layers")
             if number == 100:
                 v2.append(_scan_layer(src, tag, a, b, names[100], blob_field=7))
@@ -113,13 +112,13 @@ def _parse_net(src: Source) -> Net:
 
     header = _parse(src, caffe_pb2.NetParameter, _join(src, net_ranges, 0, "net"), 0, "net")
     _check_strings(src, header, 0, "net")
-    inputs = declared_inputs(header, source)
+    inputs = declared_inputs(header, source, src.limits)
 
     if v1:
         layers, dialect = _v1_layers(src, v1)
     else:
         layers, dialect = _v2_layers(src, v2)
-    add_input_layers(inputs, layers)
+    add_input_layers(inputs, layers, source, src.limits)
     return Net(header.name, dialect, inputs, layers, source)
 
 
@@ -150,8 +149,9 @@ def _scan_layer(src: Source, tag: int, start: int, end: int, field: str, blob_fi
             where = names[blob_field]
             check_wire(src, wire, (LEN,), at, where, "blobs")
             src.blobs += 1
-            if src.blobs > MAX_BLOBS:
-                src.fail(at, where, f"more than {MAX_BLOBS:,} blobs: not a plausible net")
+            if src.blobs > src.limits.blobs:
+                src.fail(at, where, f"more than {src.limits.blobs:,} blobs: not a plausible net "
+                                    f"(--max-layers raises the limit)")
             blobs.append(read_blob(src, a, b, where))
             names[blob_field] = f"{field}.blobs[{len(blobs)}]"
         elif number == 1 and blob_field == 6 and wire == LEN:

@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from .errors import CaffeFormatError
+from .limits import DEFAULT, Limits, shape_count
 from .wire import (FIXED32, FIXED64, LEN, VARINT, Source, as_int32, as_int64,
                    check_wire, read_field, read_varint)
 
@@ -26,7 +27,9 @@ _LEGACY = ("num", "channels", "height", "width")
 _COPY_CHUNK = 1 << 22          # values copied (and released from the mapping) at a time
 
 
-def _check_shape(shape, count, source, field, offset=None):
+def _check_shape(shape, count, source, field, offset=None, limits: Limits = DEFAULT):
+    """Caffe's shape rules, then the shape's and the values' count against `limits`, then
+    the count against the shape (all before any array is made)."""
     if len(shape) > MAX_AXES:
         raise CaffeFormatError(f"{len(shape)} axes (Caffe allows {MAX_AXES})",
                                path=source, offset=offset, field=field)
@@ -34,9 +37,11 @@ def _check_shape(shape, count, source, field, offset=None):
         if d < 0 or d > MAX_DIM:
             raise CaffeFormatError(f"shape {tuple(shape)} has an impossible dimension {d}",
                                    path=source, offset=offset, field=field)
-    need = 1
-    for d in shape:
-        need *= d
+    need = shape_count(shape)
+    for problem in (limits.values_problem(need, f"shape {tuple(shape)} declares"),
+                    limits.values_problem(count, "the blob holds")):
+        if problem:
+            raise CaffeFormatError(problem, path=source, offset=offset, field=field)
     if need != count:
         raise CaffeFormatError(f"shape {tuple(shape)} needs {need} values, found {count}",
                                path=source, offset=offset, field=field)
@@ -51,14 +56,14 @@ def blob_shape(blob) -> tuple[int, ...]:
     return (len(blob.double_data) or len(blob.data),)
 
 
-def blob_to_array(blob, source="<memory>", field="blob") -> np.ndarray:
+def blob_to_array(blob, source="<memory>", field="blob", limits: Limits = DEFAULT) -> np.ndarray:
     """A parsed BlobProto as float32 in its shape (slow path: protobuf containers)."""
     shape = blob_shape(blob)
     if len(blob.double_data):
         values = np.asarray(blob.double_data, dtype=np.float64).astype(np.float32)
     else:
         values = np.asarray(blob.data, dtype=np.float32)
-    _check_shape(shape, values.size, source, field)
+    _check_shape(shape, values.size, source, field, limits=limits)
     return values.reshape(shape)
 
 
@@ -190,7 +195,11 @@ def read_blob(src: Source, start: int, end: int, field: str) -> np.ndarray:
         segments, count, dtype, name = scan.doubles, scan.n_doubles, "<f8", "double_data"
     else:
         segments, count, dtype, name = scan.floats, scan.n_floats, "<f4", "data"
-    _check_shape(shape, count, src.path, f"{field}.{name}", start)
+    _check_shape(shape, count, src.path, f"{field}.{name}", start, src.limits)
+    src.values += count
+    problem = src.limits.values_problem(src.values, "the file's blobs hold")
+    if problem:
+        src.fail(start, f"{field}.{name}", problem)
     return _gather(src, segments, count, dtype).reshape(shape)
 
 

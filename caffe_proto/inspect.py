@@ -3,7 +3,9 @@
 A table of layers (name, type, bottoms -> tops, blob shapes, parameter
 count) and the detected dialect, for a prototxt, a caffemodel or an HDF5
 weights file. Bad input: one line ``error: FILE: what`` on stderr, exit status 1
-(the project's convention, `caffe_proto.cli`).
+(the project's convention, `caffe_proto.cli`). Names from the file are shown through
+`printable` (escape sequences escaped, very long names shortened); ``--json`` gives them
+as they are, JSON-escaped.
 """
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ import os
 import sys
 
 from . import cli
+from . import limits as caffe_limits
 from .binary import load_caffemodel
 from .errors import CaffeFormatError
 from .hdf5 import load_hdf5
+from .limits import DEFAULT, Limits
 from .net import Net
+from .printable import printable
 from .prototxt import load_prototxt
 from .sniff import is_hdf5
 
@@ -40,10 +45,10 @@ def file_kind(path: str) -> str:
     return "prototxt" if text.strip() and "\x00" not in text else "caffemodel"
 
 
-def load_any(path: str) -> tuple[str, Net]:
+def load_any(path: str, limits: Limits = DEFAULT) -> tuple[str, Net]:
     kind = file_kind(path)
     reader = {"hdf5": load_hdf5, "caffemodel": load_caffemodel, "prototxt": load_prototxt}[kind]
-    return kind, reader(path)
+    return kind, reader(path, limits=limits)
 
 
 def summary(path: str, kind: str, net: Net) -> dict:
@@ -67,16 +72,18 @@ def format_table(info: dict) -> str:
     rows = [("#", "name", "type", "bottom -> top", "blobs", "params")]
     for i, entry in enumerate(info["layers"]):
         shapes = " ".join("x".join(map(str, s)) or "()" for s in entry["blob_shapes"])
-        flow = f"{','.join(entry['bottom'])} -> {','.join(entry['top'])}"
-        rows.append((str(i), entry["name"], entry["type"], flow, shapes,
+        flow = (f"{','.join(map(printable, entry['bottom']))} -> "
+                f"{','.join(map(printable, entry['top']))}")
+        rows.append((str(i), printable(entry["name"]), printable(entry["type"]), flow, shapes,
                      f"{entry['params']:,}" if entry["params"] else ""))
     widths = [min(max(len(r[c]) for r in rows), 48) for c in range(len(rows[0]))]
     lines = [f"{info['file']}: {info['kind']}, dialect {info['dialect']}, "
-             f"net {info['name']!r}, {len(info['layers'])} layers, "
+             f"net '{printable(info['name'])}', {len(info['layers'])} layers, "
              f"{info['total_params']:,} parameters"]
     if info["inputs"]:
         lines.append("inputs: " + ", ".join(
-            f"{k} {'x'.join(map(str, v)) or '(shape not declared)'}" for k, v in info["inputs"].items()))
+            f"{printable(k)} {'x'.join(map(str, v)) or '(shape not declared)'}"
+            for k, v in info["inputs"].items()))
     for r in rows:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
     return "\n".join(lines)
@@ -86,11 +93,12 @@ def main(argv=None) -> int:
     parser = cli.parser("caffe-inspect", __doc__.split("\n\n")[1])
     parser.add_argument("file", help="a .prototxt, .caffemodel or .caffemodel.h5")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    caffe_limits.add_options(parser)
     args = parser.parse_args(argv)
     path = os.fspath(args.file)
 
     def work():
-        kind, net = load_any(path)
+        kind, net = load_any(path, caffe_limits.from_args(args))
         info = summary(path, kind, net)
         try:
             if args.json:

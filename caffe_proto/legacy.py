@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from . import caffe_pb2
+from .limits import DEFAULT, Limits, shape_count
+from .printable import printable
 
 # V1LayerParameter.LayerType -> the V2 type string Caffe's upgrade_proto gives it.
 V1_TYPE_NAMES = {
@@ -49,7 +51,21 @@ def upgrade_v1_layer(v1_layer, layer_cls):
     return layer
 
 
-def declared_inputs(net_msg, source="<memory>"):
+def _checked(shape, limits, source, field):
+    """An input shape from a file: non-negative dims, within the values budget."""
+    from .errors import CaffeFormatError
+
+    shape = tuple(int(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise CaffeFormatError(f"input shape {shape} has a negative dimension", path=source,
+                               field=field)
+    problem = limits.values_problem(shape_count(shape), f"input shape {shape} declares")
+    if problem:
+        raise CaffeFormatError(problem, path=source, field=field)
+    return shape
+
+
+def declared_inputs(net_msg, source="<memory>", limits: Limits = DEFAULT):
     """The net-level inputs: ``input`` with ``input_shape`` or 4 ``input_dim`` each."""
     from .errors import CaffeFormatError
 
@@ -60,8 +76,8 @@ def declared_inputs(net_msg, source="<memory>"):
             raise CaffeFormatError(
                 f"{len(names)} inputs but {len(net_msg.input_shape)} input_shape entries",
                 path=source, field="input_shape")
-        for name, shape in zip(names, net_msg.input_shape):
-            shapes[name] = tuple(int(d) for d in shape.dim)
+        for i, (name, shape) in enumerate(zip(names, net_msg.input_shape)):
+            shapes[name] = _checked(shape.dim, limits, source, f"input_shape[{i}]")
     elif net_msg.input_dim:
         dims = list(net_msg.input_dim)
         if len(dims) != 4 * len(names):
@@ -69,13 +85,13 @@ def declared_inputs(net_msg, source="<memory>"):
                 f"{len(names)} inputs need {4 * len(names)} input_dim values, found {len(dims)}",
                 path=source, field="input_dim")
         for i, name in enumerate(names):
-            shapes[name] = tuple(int(d) for d in dims[4 * i:4 * i + 4])
+            shapes[name] = _checked(dims[4 * i:4 * i + 4], limits, source, "input_dim")
     else:
         shapes = {name: () for name in names}
     return shapes
 
 
-def add_input_layers(inputs: dict, layers) -> None:
+def add_input_layers(inputs: dict, layers, source="<memory>", limits: Limits = DEFAULT) -> None:
     """Add the tops of ``Input`` layers to `inputs`, with their input_param shapes.
 
     One shape serves all tops when only one is given (Caffe's InputLayer rule);
@@ -89,4 +105,6 @@ def add_input_layers(inputs: dict, layers) -> None:
         shapes = list(layer.param.input_param.shape) if has else []
         for j, top in enumerate(layer.top):
             shape = shapes[j] if j < len(shapes) else (shapes[0] if len(shapes) == 1 else None)
-            inputs[top] = tuple(int(d) for d in shape.dim) if shape is not None else ()
+            inputs[top] = (_checked(shape.dim, limits, source,
+                                    f"layer {printable(layer.name)}: input_param.shape")
+                           if shape is not None else ())

@@ -16,6 +16,7 @@ from google.protobuf import text_format
 from .dialect import FORK_TYPES, LAYER_CLASSES, NET_CLASSES
 from .errors import CaffeFormatError
 from .legacy import add_input_layers, declared_inputs, upgrade_v1_layer
+from .limits import DEFAULT, Limits
 from .net import PSPNET, UPSTREAM, Layer, Net
 
 _COMMENT = re.compile(r"#[^\n]*")
@@ -54,10 +55,10 @@ def _decode(data: bytes, source: str) -> str:
                                path=source, line=line, offset=exc.start) from exc
 
 
-def load_prototxt(path_or_text) -> Net:
+def load_prototxt(path_or_text, *, limits: Limits = DEFAULT) -> Net:
     """Parse a prototxt (a path, or the text itself) of either dialect into a `Net`."""
     if isinstance(path_or_text, bytes):
-        return parse_prototxt(path_or_text)
+        return parse_prototxt(path_or_text, limits=limits)
     if isinstance(path_or_text, os.PathLike) or not _looks_like_text(path_or_text):
         source = os.fspath(path_or_text)
         try:
@@ -65,11 +66,11 @@ def load_prototxt(path_or_text) -> Net:
                 data = f.read()
         except OSError as exc:
             raise CaffeFormatError(f"cannot read: {exc.strerror}", path=source) from exc
-        return parse_prototxt(data, source)
-    return parse_prototxt(str(path_or_text))
+        return parse_prototxt(data, source, limits=limits)
+    return parse_prototxt(str(path_or_text), limits=limits)
 
 
-def parse_prototxt(text, source: str = "<text>") -> Net:
+def parse_prototxt(text, source: str = "<text>", *, limits: Limits = DEFAULT) -> Net:
     """Prototxt text (str, or bytes that must be UTF-8) -> `Net`."""
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = _decode(bytes(text), source)
@@ -87,10 +88,11 @@ def parse_prototxt(text, source: str = "<text>") -> Net:
         raise CaffeFormatError(f"syntax error: {exc}", path=source, line=line) from exc
     except (ValueError, RecursionError) as exc:
         raise CaffeFormatError(f"cannot parse: {exc}", path=source) from exc
-    return net_from_message(msg, dialect, source)
+    return net_from_message(msg, dialect, source, limits)
 
 
-def net_from_message(msg, dialect: str, source: str = "<memory>") -> Net:
+def net_from_message(msg, dialect: str, source: str = "<memory>",
+                     limits: Limits = DEFAULT) -> Net:
     """A parsed NetParameter/PSPNetParameter message -> `Net` (blobs copied out).
 
     Every layer gets the layer class of `dialect` (the slow path: blob values
@@ -99,19 +101,22 @@ def net_from_message(msg, dialect: str, source: str = "<memory>") -> Net:
     from .blobs import blob_to_array
 
     layer_cls = LAYER_CLASSES[dialect]
-    inputs = declared_inputs(msg, source)
+    inputs = declared_inputs(msg, source, limits)
     layers = []
     if msg.layer and msg.layers:
         raise CaffeFormatError("has both V2 'layer' and V1 'layers' entries", path=source)
+    problem = limits.layers_problem(len(msg.layer) + len(msg.layers))
+    if problem:
+        raise CaffeFormatError(problem, path=source, field="layer")
     for i, lp in enumerate(msg.layer):
-        blobs = [blob_to_array(b, source, f"layer[{i}].blobs[{j}]") for j, b in enumerate(lp.blobs)]
+        blobs = [blob_to_array(b, source, f"layer[{i}].blobs[{j}]", limits) for j, b in enumerate(lp.blobs)]
         param = layer_cls()
         param.CopyFrom(lp)
         param.ClearField("blobs")
         layers.append(Layer(lp.name, lp.type, list(lp.bottom), list(lp.top), param, blobs))
     for i, v1 in enumerate(msg.layers):
-        blobs = [blob_to_array(b, source, f"layers[{i}].blobs[{j}]") for j, b in enumerate(v1.blobs)]
+        blobs = [blob_to_array(b, source, f"layers[{i}].blobs[{j}]", limits) for j, b in enumerate(v1.blobs)]
         param = upgrade_v1_layer(v1, layer_cls)
         layers.append(Layer(param.name, param.type, list(param.bottom), list(param.top), param, blobs))
-    add_input_layers(inputs, layers)
+    add_input_layers(inputs, layers, source, limits)
     return Net(msg.name, dialect, inputs, layers, source)

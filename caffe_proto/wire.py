@@ -11,16 +11,16 @@ Wire types: 0 varint, 1 fixed64, 2 length-delimited, 3/4 group start/end
 from __future__ import annotations
 
 from .errors import CaffeFormatError
+from .limits import DEFAULT, Limits
 
 VARINT, FIXED64, LEN, SGROUP, EGROUP, FIXED32 = 0, 1, 2, 3, 4, 5
 WIRE_NAMES = {0: "varint", 1: "fixed64", 2: "length-delimited", 3: "start-group",
               4: "end-group", 5: "fixed32"}
 MAX_FIELD_NUMBER = (1 << 29) - 1
 MAX_GROUP_DEPTH = 100          # protobuf's own recursion limit
-# Fields walked in Python per file (a real net has a few thousand; runs of
-# unpacked values count once; group start and end tags count too): bounds the
-# reader's Python-level work on any input, whatever its size.
-MAX_FIELDS = 250_000
+# Fields walked in Python per file (`Limits.fields`; a real net has a few thousand; runs
+# of unpacked values count once; group start and end tags count too) bound the reader's
+# Python-level work on any input, whatever its size.
 _MASK64 = (1 << 64) - 1
 
 
@@ -28,14 +28,16 @@ class Source:
     """The buffer being read, the name of the file it came from (for errors) and,
     when it is a file, its descriptor (for reading values straight into arrays)."""
 
-    __slots__ = ("buf", "path", "fd", "fields", "blobs")
+    __slots__ = ("buf", "path", "fd", "fields", "blobs", "values", "limits")
 
-    def __init__(self, buf, path: str, fd: int | None = None):
+    def __init__(self, buf, path: str, fd: int | None = None, limits: Limits = DEFAULT):
         self.buf = buf
         self.path = path
         self.fd = fd
-        self.fields = 0          # fields walked so far (see MAX_FIELDS)
+        self.limits = limits
+        self.fields = 0          # fields walked so far (see Limits.fields)
         self.blobs = 0           # blobs read so far
+        self.values = 0          # blob values read so far
 
     def fail(self, offset: int, field: str, message: str):
         raise CaffeFormatError(message, path=self.path, offset=offset, field=field)
@@ -114,10 +116,11 @@ def read_field(src: Source, pos: int, end: int, field: str, names=None):
 
 
 def count_field(src: Source, pos: int, field: str) -> None:
-    """One more field walked; refuse the file past MAX_FIELDS."""
+    """One more field walked; refuse the file past `Limits.fields`."""
     src.fields += 1
-    if src.fields > MAX_FIELDS:
-        src.fail(pos, field, f"more than {MAX_FIELDS:,} fields: not a plausible caffemodel")
+    if src.fields > src.limits.fields:
+        src.fail(pos, field, f"more than {src.limits.fields:,} fields: not a plausible "
+                             f"caffemodel (--max-layers raises the limit)")
 
 
 def skip_group(src: Source, number: int, pos: int, end: int, field: str) -> int:

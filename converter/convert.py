@@ -32,12 +32,15 @@ if __package__ in (None, ""):  # run as a script: its folder must not shadow oth
 import numpy as np
 import torch
 
-from caffe_proto import CaffeFormatError, load_prototxt
+from caffe_proto import CaffeFormatError, load_prototxt, load_weights
+from caffe_proto import limits as caffe_limits
+from caffe_proto.limits import DEFAULT, Limits
+from caffe_proto.printable import printable
 from psp_torch import cli
 from psp_torch.caffe.deploy import deploy_net
 from psp_torch.caffe.graph import CaffeNet
-from psp_torch.caffe.read_config import NotAPSPNet, aux_width_of, config_from_net
-from psp_torch.caffe.weights import WeightMismatch, state_dict_from_caffe, weights_net
+from psp_torch.caffe.read_config import NotAPSPNet, config_from_net, with_aux_of
+from psp_torch.caffe.weights import WeightMismatch, state_dict_from_caffe
 from psp_torch.config import PSPNetConfig
 from psp_torch.digest import file_sha256
 from psp_torch.io import format_of, save
@@ -138,12 +141,13 @@ def _pspnet_payload(config, wnet, source, sha, config_from, log):
     return {"kind": "pspnet", "config": config.to_dict(), "state_dict": state, "meta": meta}
 
 
-def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log, allow_missing=False):
-    cnet, report = _build_caffenet(dnet, wnet)
+def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log, allow_missing=False,
+                      limits: Limits = DEFAULT):
+    cnet, report = _build_caffenet(dnet, wnet, limits)
     types = {l.name: l.type for l in dnet.layers}
     weighted = [l for l in wnet.layers if l.blobs]
     if report.missing:
-        listing = ", ".join(f"{n} ({types[n]})" for n in report.missing)
+        listing = ", ".join(f"{printable(n)} ({printable(types[n])})" for n in report.missing)
         if not allow_missing:
             raise ConvertError(f"{source}: {len(report.missing)} learnable layer(s) of the "
                                f"prototxt have no weights in it: {listing} (wrong prototxt? "
@@ -153,8 +157,9 @@ def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log, allow_missing
                            f"prototxt (wrong prototxt?); nothing would be converted")
     blobs = {name: [torch_tensor(b) for b in arrays]
              for name, arrays in cnet.caffe_blobs().items()}
-    copied = sum(len(l.blobs) for l in wnet.layers if l.name in report.loaded)
-    values = sum(int(b.size) for l in wnet.layers if l.name in report.loaded for b in l.blobs)
+    loaded = set(report.loaded)
+    copied = sum(len(l.blobs) for l in wnet.layers if l.name in loaded)
+    values = sum(int(b.size) for l in wnet.layers if l.name in loaded for b in l.blobs)
     used = set(types)
     log(f"generic net: {len(dnet.layers)} layers (CaffeNet weights keyed by layer name)")
     log(f"layers matched: {len(report.loaded)}")
@@ -162,13 +167,13 @@ def _caffenet_payload(dnet, prototxt_text, wnet, source, sha, log, allow_missing
     if report.missing:
         log(f"left at initial values (--allow-missing): {len(report.missing)}")
         for n in report.missing:
-            log(f"  {n} ({types[n]}): no weights in {Path(str(source)).name}; stored with the "
-                f"layer's initial values (untrained)")
+            log(f"  {printable(n)} ({printable(types[n])}): no weights in "
+                f"{Path(str(source)).name}; stored with the layer's initial values (untrained)")
     extra = [l for l in wnet.layers if l.name not in used and l.blobs]
     if extra:
         log(f"layers ignored: {len(extra)}")
         for l in extra:
-            log(f"  {l.name} ({l.type}): not in the prototxt")
+            log(f"  {printable(l.name)} ({printable(l.type)}): not in the prototxt")
     meta = generic_meta(dnet.name or Path(str(source)).stem)
     meta.update(source=Path(str(source)).name, source_sha256=sha,
                 converter_version=CONVERTER_VERSION, config_from="prototxt")
@@ -181,26 +186,27 @@ def torch_tensor(array):
     return torch.from_numpy(array.copy())
 
 
-def _build_caffenet(dnet, wnet):
+def _build_caffenet(dnet, wnet, limits: Limits = DEFAULT):
     """(CaffeNet in eval mode with the weights copied by name, its WeightReport)."""
     try:
-        cnet = CaffeNet(dnet)
+        cnet = CaffeNet(dnet, limits=limits)
         report = cnet.load_caffe_weights(wnet)
     except (ValueError, KeyError, NotImplementedError) as exc:
         raise ConvertError(str(exc)) from None
     return cnet.eval(), report
 
 
-def verify(payload, dnet, wnet, log, seed=0) -> float:
+def verify(payload, dnet, wnet, log, seed=0, limits: Limits = DEFAULT) -> float:
     """PSPNet from the payload vs CaffeNet straight from the Caffe files, same random input.
 
-    Returns max |diff| / max |CaffeNet output|; raises VerifyError above the bound.
+    Returns max |diff| / max |CaffeNet output|; raises VerifyError above the bound. CaffeNet
+    is built first: it checks every blob of the net at the input size against `limits`.
     """
     config = PSPNetConfig.from_dict(payload["config"])
+    cnet, _ = _build_caffenet(dnet, wnet, limits)
     model = PSPNet(config)
     model.load_state_dict(payload["state_dict"])
     model.eval()
-    cnet, _ = _build_caffenet(dnet, wnet)
     log(f"verify: running PSPNet and CaffeNet on one 1x3x{config.crop_size}x{config.crop_size} "
         f"random input ...")
     g = torch.Generator().manual_seed(seed)
@@ -237,19 +243,21 @@ def warn_non_finite(wnet, source) -> int:
         inf = sum(int(np.isinf(b).sum()) for b in layer.blobs)
         if nan or inf:
             bad += 1
-            print(f"convert.py: warning: {source}: layer {layer.name!r} has {nan} NaN and {inf} "
-                  f"Inf weight values (copied as they are)", file=sys.stderr)
+            print(f"convert.py: warning: {source}: layer '{printable(layer.name)}' has {nan} NaN "
+                  f"and {inf} Inf weight values (copied as they are)", file=sys.stderr)
     return bad
 
 
 def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=False,
-            allow_missing=False, log=print, fmt: str | None = None) -> Path:
+            allow_missing=False, log=print, fmt: str | None = None,
+            limits: Limits = DEFAULT) -> Path:
     """Convert; returns the written path. Raises ConvertError (or CaffeFormatError).
 
     `out`: the model file, or a folder to write into (see `output_path`); missing folders
     are created. `allow_missing`: a generic net's learnable layers without weights keep
     their initial values (listed, and named in the meta) instead of failing. `fmt`: "pth"
-    or "safetensors" (default: from `out`'s suffix, else "pth")."""
+    or "safetensors" (default: from `out`'s suffix, else "pth"). `limits`: the budgets of
+    the sizes the Caffe files declare (`caffe_proto.limits`)."""
     t0 = time.perf_counter()
     source = Path(caffemodel)
     out = output_path(out, source, fmt)
@@ -258,21 +266,20 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
     if not source.is_file():
         raise ConvertError(f"{source}: no such file")
     sha = file_sha256(source)
-    wnet = weights_net(str(source))
+    wnet = load_weights(str(source), limits=limits)
     warn_non_finite(wnet, source)
     log(f"source: {source} ({source.stat().st_size:,} bytes, sha256 {sha[:16]}...)")
     if prototxt is not None:
         text = _prototxt_text(prototxt)
-        dnet = load_prototxt(prototxt)
+        dnet = load_prototxt(prototxt, limits=limits)
         try:
             config = config_from_net(dnet)
         except NotAPSPNet:
-            payload = _caffenet_payload(dnet, text, wnet, source, sha, log, allow_missing)
+            payload = _caffenet_payload(dnet, text, wnet, source, sha, log, allow_missing,
+                                        limits)
             config = None
         else:
-            aux = aux_width_of(wnet)
-            if aux:
-                config = config.with_aux(aux)
+            config = with_aux_of(config, wnet)
             payload = _pspnet_payload(config, wnet, source, sha, "prototxt", log)
     else:
         if not any(l.blobs for l in wnet.layers):
@@ -289,7 +296,7 @@ def convert(caffemodel, prototxt=None, out=None, force=False, *, verify_model=Fa
         if config is None:
             log("verify: a generic net is stored as CaffeNet itself; nothing to compare")
         else:
-            verify(payload, dnet, wnet, log)
+            verify(payload, dnet, wnet, log, limits=limits)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         save(payload, out, fmt)
@@ -315,12 +322,14 @@ def main(argv=None) -> int:
     ap.add_argument("--format", choices=("pth", "safetensors"),
                     help="model file format (default: from -o's suffix, else pth); "
                          "safetensors: tensors + a JSON header, no pickle")
+    caffe_limits.add_options(ap)
     args = ap.parse_args(argv)
 
     def work():
         try:
             convert(args.caffemodel, args.prototxt, args.output, args.force,
-                    verify_model=args.verify, allow_missing=args.allow_missing, fmt=args.format)
+                    verify_model=args.verify, allow_missing=args.allow_missing, fmt=args.format,
+                    limits=caffe_limits.from_args(args))
         except VerifyError as exc:
             print(f"error: {args.caffemodel}: {exc}", file=sys.stderr)
             return 3

@@ -16,6 +16,8 @@ is written; one the Caffe layout cannot express is refused before anything is wr
 The prototxt is for the training crop unless --input-size asks for another input (its
 pyramid Interp sizes and input shape are fixed numbers). A CaffeNet conversion gives
 back its own prototxt and its blobs by layer name. Values are copied bit for bit.
+The files of one run (prototxt, caffemodel, and the ONNX file with -o and --onnx) are
+written all or none: a failure removes the ones this run created.
 
 Exit status (psp_torch/cli.py): 0 done, 1 bad input or an output that exists (pass
 --force), one line ``error: FILE: what``; 2 usage; 130 Ctrl-C.
@@ -31,13 +33,17 @@ if __package__ in (None, ""):  # run as a script: its folder must not shadow oth
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 # (below the sys.path fix on purpose: a script's folder must not shadow these)
-from caffe_proto import load_prototxt, net_to_prototxt, save_caffemodel
+from caffe_proto import net_to_prototxt, save_caffemodel
+from caffe_proto.atomic import atomic_write_all
+from caffe_proto.printable import printable
+from caffe_proto.prototxt import parse_prototxt
+from psp_torch import limits as L
 from psp_torch import cli
 from psp_torch.caffe.deploy import deploy_net
 from psp_torch.caffe.structure import NoCaffeLayout
 from psp_torch.caffe.weights import caffe_blobs
 from psp_torch.config import PSPNetConfig
-from psp_torch.io import atomic_write, load, read
+from psp_torch.io import load, read
 from pspnet_caffe.converter.onnx_export import OPSET, export_onnx
 
 
@@ -51,7 +57,7 @@ def export_nets(payload: dict, input_size: tuple | None = None):
     kind = payload.get("kind")
     if kind == "pspnet":
         config = PSPNetConfig.from_dict(payload["config"])
-        name = (payload.get("meta") or {}).get("name")
+        name = payload["meta"].get("name")
         try:
             deploy = deploy_net(config, name, input_size=input_size)
             weights = deploy_net(config, name, aux=config.aux)
@@ -65,50 +71,81 @@ def export_nets(payload: dict, input_size: tuple | None = None):
         if input_size is not None:
             raise ExportError("--input-size is for PSPNets; a CaffeNet is written with its "
                               "own prototxt")
-        deploy = load_prototxt(payload["prototxt"])
-        weights = load_prototxt(payload["prototxt"])
+        # a model file's prototxt is text, never a path to open
+        deploy = parse_prototxt(payload["prototxt"], "its prototxt")
+        weights = parse_prototxt(payload["prototxt"], "its prototxt")
         for layer in weights.layers:
             layer.blobs = [t.detach().cpu().contiguous().numpy()
                            for t in payload["blobs"].get(layer.name, [])]
         return deploy, weights
-    raise ExportError(f"unknown model kind {kind!r}")
+    raise ExportError(f"unknown model kind {printable(repr(kind), 40)}")
 
 
 def export(pth, out_dir, *, name: str | None = None, force: bool = False,
-           input_size: tuple | None = None, log=print) -> tuple[Path, Path]:
+           input_size: tuple | None = None, limits: L.Limits | None = None,
+           log=print) -> tuple[Path, Path]:
     """Write <out_dir>/<name>.prototxt and <name>.caffemodel (name: the .pth's stem);
     the prototxt for an (H, W) input when `input_size` is given, else for the crop.
-    Nothing is written when the model cannot be expressed in Caffe (ExportError)."""
-    pth = Path(pth)
+    Both or neither: nothing is written when the model cannot be expressed in Caffe
+    (ExportError), and a failed write leaves neither file (nor a folder this call made)."""
     out_dir = Path(out_dir)
-    name = name or pth.stem
-    proto_path, model_path = out_dir / f"{name}.prototxt", out_dir / f"{name}.caffemodel"
+    proto_path, model_path = _targets(pth, out_dir, name)
     for p in (proto_path, model_path):
         if p.exists() and not force:
             raise ExportError(f"{p}: exists; pass --force to overwrite it")
-    payload = read(pth)
+    payload = read(pth, limits=limits)
     try:
         deploy, weights = export_nets(payload, input_size)
     except ExportError as exc:
         raise ExportError(f"{pth}: {exc}") from None
-    out_dir.mkdir(parents=True, exist_ok=True)
     text = net_to_prototxt(deploy)
-    atomic_write(proto_path, lambda tmp: Path(tmp).write_text(text))
-    save_caffemodel(weights, model_path)
+    made = _missing_folders(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        atomic_write_all([(proto_path, lambda tmp: Path(tmp).write_text(text)),
+                          (model_path, lambda tmp: save_caffemodel(weights, tmp))])
+    except BaseException:
+        _remove_empty(made)
+        raise
     n_blobs = sum(len(l.blobs) for l in weights.layers)
     log(f"wrote {proto_path} ({len(deploy.layers)} layers)")
     log(f"wrote {model_path} ({n_blobs} blobs, {model_path.stat().st_size:,} bytes)")
     return proto_path, model_path
 
 
-def export_onnx_file(pth, out, *, force: bool = False, log=print) -> Path:
+def _targets(pth, out_dir, name: str | None) -> tuple[Path, Path]:
+    """<out_dir>/<name>.prototxt and <name>.caffemodel (name: the .pth's stem)."""
+    name = name or Path(pth).stem
+    return Path(out_dir) / f"{name}.prototxt", Path(out_dir) / f"{name}.caffemodel"
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders `mkdir(parents=True)` would create for `folder`, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove folders this run made (deepest first), as long as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def export_onnx_file(pth, out, *, force: bool = False, limits: L.Limits | None = None,
+                     log=print) -> Path:
     """Write the ONNX graph of a PSPNet model file (see converter/onnx_export.py)."""
     out = Path(out)
     if out.exists() and not force:
         raise ExportError(f"{out}: exists; pass --force to overwrite it")
     if not out.parent.is_dir():
         raise ExportError(f"{out}: cannot write: {out.parent} is not a directory")
-    model = load(pth)
+    model = load(pth, limits=limits)
     if not hasattr(model, "config"):
         raise ExportError(f"{pth}: ONNX export is for PSPNets; this file holds a generic "
                           f"CaffeNet (kind caffenet)")
@@ -131,16 +168,30 @@ def main(argv=None) -> int:
                     help="write the deploy prototxt for this input size (its input shape "
                          "and pyramid Interp sizes; default: the training crop)")
     ap.add_argument("--force", action="store_true", help="overwrite existing files")
+    L.add_option(ap)
     args = ap.parse_args(argv)
+    limits = L.from_args(args)
     caffe = args.output_dir is not None or args.onnx is None
     out = args.output_dir if args.output_dir is not None else Path(args.pth).parent
 
     def work():
-        if caffe:
-            export(args.pth, out, name=args.name, force=args.force,
-                   input_size=tuple(args.input_size) if args.input_size else None)
-        if args.onnx is not None:
-            export_onnx_file(args.pth, args.onnx, force=args.force)
+        new = []        # files this run creates: removed again when a later one fails
+        made = _missing_folders(Path(out)) if caffe else []
+        try:
+            if caffe:
+                pair = _targets(args.pth, out, args.name)
+                fresh = [p for p in pair if not p.exists()]
+                export(args.pth, out, name=args.name, force=args.force,
+                       input_size=tuple(args.input_size) if args.input_size else None,
+                       limits=limits)
+                new += fresh
+            if args.onnx is not None:
+                export_onnx_file(args.pth, args.onnx, force=args.force, limits=limits)
+        except BaseException:
+            for p in new:
+                p.unlink(missing_ok=True)
+            _remove_empty(made)
+            raise
     return cli.main(work, interrupted="interrupted; nothing half-written (files are written "
                     "atomically)")
 

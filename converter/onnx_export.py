@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from psp_torch import compat
 from psp_torch.io import atomic_write
 from psp_torch.tracing import example_input, export_program
 
@@ -85,7 +86,9 @@ def meta_from_props(props) -> dict:
 
 def onnx_graph(module, example: torch.Tensor, *, opset: int = OPSET):
     """The checked ONNX ModelProto of ``module.forward(example)`` (eval mode), traced by
-    `export_program` (N, H, W dynamic): input `INPUT`, output `OUTPUT`."""
+    `export_program` (N, H, W dynamic): input `INPUT`, output `OUTPUT`. Raises
+    `compat.TorchTooOld` (one line) on a torch without the exporter."""
+    compat.require(compat.ONNX)
     import onnx  # optional (pip install .[onnx]): only this export needs it
 
     # the exporter logs a warning per torchvision operator it cannot register: not ours
@@ -105,10 +108,14 @@ def onnx_graph(module, example: torch.Tensor, *, opset: int = OPSET):
 def export_onnx(model, out, *, example_size: int | None = None, opset: int = OPSET) -> Path:
     """Write the ONNX graph of a PSPNet (its eval forward; the model's mode is kept) with
     its `metadata` to `out`, atomically; returns the path. A configuration the exporter
-    cannot express is one ValueError naming `out`, and nothing is written."""
+    cannot express, or a torch without the exporter, is one ValueError naming `out`, and
+    nothing is written."""
+    out = Path(out)
+    problem = compat.too_old(compat.ONNX)
+    if problem:
+        raise ValueError(f"{out}: not written: {problem}")
     import onnx  # optional (pip install .[onnx]): only this export needs it
 
-    out = Path(out)
     try:
         proto = onnx_graph(model, example_input(model, example_size), opset=opset)
     except Exception as exc:        # the exporter's own errors are pages of trace

@@ -17,22 +17,40 @@ import torch
 from caffe_proto import PSPNET, Layer, Net, caffe_pb2, save_caffemodel
 from psp_torch.caffe.deploy import deploy_net
 from psp_torch.caffe.weights import caffe_blobs
-from psp_torch.pspnet import PSPNet
+from psp_torch.pspnet import AuxHead, PSPNet
 
 
-def random_pspnet(config, seed: int = 0, meta: dict | None = None):
-    """A PSPNet with random weights and random (plausible) BN statistics, in eval mode."""
+def _affine_and_statistics(bn, g):
+    bn.weight.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+    bn.bias.copy_(torch.randn(bn.num_features, generator=g) * 0.1)
+    bn.running_mean.copy_(torch.randn(bn.num_features, generator=g) * 0.1)
+    bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+
+
+def _statistics(bn, g):
+    bn.running_mean.copy_(torch.rand(bn.num_features, generator=g) - 0.5)
+    bn.running_var.copy_(torch.rand(bn.num_features, generator=g) * 1.5 + 0.5)
+
+
+# how a BN layer is randomised: "affine" (scale, shift, mean and variance: the released-style
+# files, the benchmarks) or "statistics" (mean and variance only, scale 1 and shift 0:
+# tests/variants.py). Two draws because seeded tests compare numbers measured on each.
+BN_DRAWS = {"affine": _affine_and_statistics, "statistics": _statistics}
+
+
+def random_pspnet(config, seed: int = 0, meta: dict | None = None, *, bn: str = "affine"):
+    """A PSPNet with random weights (torch's init after ``torch.manual_seed(seed)``) and
+    random, plausible BN layers (`BN_DRAWS[bn]` from a generator seeded ``seed + 1``; BN
+    statistics that do not cancel out, so that a wrong statistic shows), in eval mode. The
+    project's one builder of a random PSPNet: the benchmarks and the tests call it."""
+    draw = BN_DRAWS[bn]
     torch.manual_seed(seed)
     model = PSPNet(config, meta)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                draw(m, g)
     return model.eval()
 
 
@@ -68,12 +86,14 @@ def released_style_net(config, state_dict, model_name: str | None = None) -> Net
 
     def loss(weight):
         return lambda p: p.loss_weight.append(weight)
-    layers.append(_layer("loss", "SoftmaxWithLoss", ["conv6_interp", "label"], ["loss"], loss(1)))
-    layers.append(_layer("accuracy", "SegAccuracy", ["conv6_interp", "label"], ["accuracy"]))
+    out, aux, aux_out = PSPNet.OUTPUT, AuxHead.CLASSIFIER, f"{AuxHead.CLASSIFIER}_interp"
+    layers.append(_layer("loss", "SoftmaxWithLoss", [out, "label"], ["loss"], loss(1)))
+    layers.append(_layer("accuracy", "SegAccuracy", [out, "label"], ["accuracy"]))
     if config.aux:
-        layers.append(_layer("conv6_1_interp", "Interp", ["conv6_1"], ["conv6_1_interp"],
-                             lambda p: setattr(p.interp_param, "zoom_factor", 8)))
-        layers.append(_layer("loss_aux", "SoftmaxWithLoss", ["conv6_1_interp", "label"],
+        zoom = PSPNet.OUTPUT_STRIDE
+        layers.append(_layer(aux_out, "Interp", [aux], [aux_out],
+                             lambda p: setattr(p.interp_param, "zoom_factor", zoom)))
+        layers.append(_layer("loss_aux", "SoftmaxWithLoss", [aux_out, "label"],
                              ["loss_aux"], loss(0.4)))
     return Net(model_name or "", PSPNET, {}, layers, source="<released-style>")
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from psp_torch.datasets.base import IGNORE, INSTANCE_KEY, InstanceScheme  # noqa: F401
+from psp_torch.datasets.base import IGNORE, INSTANCE_KEY, InstanceScheme
 
 MATLAB_EPS = float(np.finfo(np.float64).eps)  # 2.220446049250313e-16
 FIXED = 2.0 ** 32  # weighted instance counts: int64 in units of 2^-32 pixel

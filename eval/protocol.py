@@ -46,6 +46,8 @@ import numpy as np
 import torch
 
 from psp_torch.datasets.base import STRIDE_RATE
+from psp_torch.identity import REFERENCE, REPORT, exempt
+from psp_torch.presets import MEAN_RGB
 
 from .resize import imresize
 
@@ -54,20 +56,29 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the protocol needs besides the model."""
-    num_classes: int
+    """Everything the protocol needs besides the model. Every field is part of a run's
+    identity (run.json, --resume), of results.json's settings and of the comparison with the
+    authors' settings unless declared `exempt` from them (psp_torch.identity)."""
+    num_classes: int = exempt("the per-class table has it; the model and dataset fix it",
+                              of=(REPORT, REFERENCE))
     crop_size: int
     base_size: int
-    mean_rgb: tuple = (123.68, 116.779, 103.939)
-    scales: tuple = (1.0,)
+    mean_rgb: tuple = MEAN_RGB
+    scales: tuple = exempt("single scale or the authors' multi-scale set picks the published "
+                           "number", of=(REFERENCE,), default=(1.0,))
     flip: bool = True
     resize: str = "matlab"      # "matlab" | "opencv"
-    batch: int = 2              # windows (and mirrors) per network call
-    device: str = "cpu"
+    batch: int = exempt("how many windows (and mirrors) share a network call never changes a "
+                        "prediction", default=2)
+    device: str = exempt("float summation order only (run.json keeps the device kind)",
+                         of=(REPORT, REFERENCE), default="cpu")
     precision: str = "fp32"     # "fp32" | "bf16" | "fp16"
-    softmax: str = "stable"     # "stable" | "matlab" (caffe_process.m's float32 exp, NaN path)
+    softmax: str = exempt("stable and the authors' float32 exp differ only where the latter "
+                          "overflows, which every run counts and reports", of=(REFERENCE,),
+                          default="stable")   # "stable" | "matlab" (caffe_process.m's, NaN path)
     stride_rate: float = STRIDE_RATE    # window stride = ceil(crop * stride_rate)
-    compile: bool = False       # the network compiled (psp_torch.compiled): other rounding
+    compile: bool = exempt("compiled kernels round within the oracle bounds", of=(REFERENCE,),
+                           default=False)   # the network compiled (psp_torch.compiled)
 
 
 SOFTMAX_MODES = ("stable", "matlab")

@@ -7,27 +7,33 @@ exactly those facts:
     {"format": "pspnet_caffe.eval.run/1",
      "model": {"sha256": ..., "from": "X.pth" | "MODULE:CALLABLE"},
      "dataset": ..., "split": ...,
-     "settings": every field of protocol.Settings except those that cannot change a
-                 prediction (batch: how many windows share a network call), with the device
-                 reduced to its kind (cpu / cuda: float summation differs between them)}
+     "settings": every field of protocol.Settings not exempt from its identity (batch: how
+                 many windows share a network call), with the device reduced to its kind
+                 (cpu / cuda: float summation differs between them)}
 
 `model.from` is informative (a moved file is the same model); everything else must match. A
 record written before a setting existed reads as that setting's default (e.g. ``compile``:
 false), so older run folders stay resumable by the runs that made them.
+
+The record also lists the folder's outputs, ``"outputs"``: every image name a run of this
+record planned (`outputs.Writer.claim`); the program replaces or removes no other file. It is
+no part of the run's identity.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path, PurePath
+from pathlib import Path
 
+from psp_torch.identity import IDENTITY, identity_fields
 from psp_torch.io import atomic_write
 
 from .protocol import Settings
 
 FORMAT = "pspnet_caffe.eval.run/1"
 NAME = "run.json"
-NOT_PREDICTIVE = ("batch",)        # Settings fields that never change a prediction
+NOT_IDENTITY = ("model.from", "outputs")   # informative, and the list of files written
+MAX_BYTES = 256 * 2**20            # a record above this is no record of ours
 DEFAULTS = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(Settings)
                                   if f.default is not dataclasses.MISSING}))
 
@@ -36,23 +42,8 @@ class RecordMismatch(ValueError):
     """--resume on a folder made by another model or other settings (message says what)."""
 
 
-def identity_fields(settings, exempt=()) -> dict:
-    """Every field of the dataclass `settings` except those named in `exempt`, as the JSON
-    values a record reads back (tuples -> lists, a path -> its absolute form): the identity of
-    a run is derived from its settings, so a new field is in it unless someone exempts it."""
-    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
-              if f.name not in exempt}
-    return json.loads(json.dumps(fields, default=_plain))
-
-
-def _plain(value):
-    if isinstance(value, PurePath):
-        return str(Path(value).resolve())
-    raise TypeError(f"{type(value).__name__} {value!r} has no JSON form for a run record")
-
-
 def make(model_sha256: str, model_from: str, dataset: str, split: str, settings) -> dict:
-    fields = identity_fields(settings, NOT_PREDICTIVE)
+    fields = identity_fields(settings, IDENTITY)
     if "device" in fields:
         fields["device"] = str(fields["device"]).split(":")[0]
     return {"format": FORMAT, "model": {"sha256": model_sha256, "from": str(model_from)},
@@ -65,9 +56,11 @@ def differences(saved: dict, current: dict) -> list[str]:
         out = {}
         for k, v in d.items():
             key = f"{prefix}{k}"
+            if key in NOT_IDENTITY:
+                continue
             if isinstance(v, dict):
                 out.update(flat(v, key + "."))
-            elif key != "model.from":
+            else:
                 out[key] = v
         return out
     a, b = flat(_with_defaults(saved, current)), flat(current)
@@ -98,9 +91,16 @@ def read(out: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        if path.stat().st_size > MAX_BYTES:
+            raise ValueError(f"larger than {MAX_BYTES:,} bytes")
+        saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise RecordMismatch(f"{path}: unreadable run record ({exc})") from None
+        raise RecordMismatch(f"{path}: unreadable run record ({exc}); nothing was changed "
+                             f"(give another --out)") from None
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise RecordMismatch(f"{path}: not a run record of eval/run.py (format {FORMAT}); "
+                             f"nothing was changed (give another --out)")
+    return saved
 
 
 def write(out: Path, record: dict) -> Path:

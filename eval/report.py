@@ -12,10 +12,11 @@ import json
 import math
 from pathlib import Path
 
+from caffe_proto.printable import printable
 from psp_torch import datasets
 
 from .metrics import Stats, cityscapes_miou, cityscapes_scores, summary
-from .outputs import atomic_write_bytes
+from .outputs import RESULTS_CSV, RESULTS_JSON, write_together
 
 TOLERANCE = 0.1  # points (percent)
 
@@ -97,7 +98,7 @@ def softmax_summary(counts, mode: str) -> tuple[dict, str | None]:
 def table(res: dict) -> str:
     lines = [f"{'id':>3} {'class':<22} {'IoU':>7}"]
     for c in res["classes"]:
-        lines.append(f"{c['id']:>3} {c['name']:<22} {100 * c['iou']:7.2f}")
+        lines.append(f"{c['id']:>3} {printable(c['name']):<22} {100 * c['iou']:7.2f}")
     lines.append(f"mIoU over {len(res['classes'])} classes: {100 * res['miou']:.2f}")
     key = res.get("instance_scheme")
     if key is not None:
@@ -119,7 +120,7 @@ def _script_table(res: dict, key: str) -> str:
     cs = res[key]
     lines = ["", f"{key.capitalize():<26} {'IoU':>7} {'iIoU':>7}"]
     for c in res["classes"]:
-        lines.append(f"{c['id']:>3} {c['name']:<22} {_pct(c[f'iou_{key}'])} "
+        lines.append(f"{c['id']:>3} {printable(c['name']):<22} {_pct(c[f'iou_{key}'])} "
                      f"{_pct(c['iiou']) if c['iiou'] is not None else ''}")
     lines.append(f"{'Score average (classes)':<26} {_pct(cs['iou_class'])} "
                  f"{_pct(cs['iiou_class'])}")
@@ -144,8 +145,8 @@ def _clean(x):
 
 
 def write_results(out: Path, res: dict) -> None:
-    atomic_write_bytes(Path(out) / "results.json",
-                       (json.dumps(_clean(res), indent=1) + "\n").encode())
+    """results.csv and results.json, as one set (`outputs.write_together`: results.json
+    last)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["id", "class", "iou", "intersection", "union"])
@@ -157,4 +158,6 @@ def write_results(out: Path, res: dict) -> None:
     for key in ("iou_class", "iiou_class", "iou_category", "iiou_category") if scheme else ():
         if res[scheme][key] is not None:
             w.writerow(["", f"{scheme}_{key}", f"{res[scheme][key]:.6f}", "", ""])
-    atomic_write_bytes(Path(out) / "results.csv", buf.getvalue().encode())
+    write_together(Path(out), {RESULTS_CSV: buf.getvalue().encode(),
+                               RESULTS_JSON: (json.dumps(_clean(res), indent=1)
+                                              + "\n").encode()})

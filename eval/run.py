@@ -13,6 +13,8 @@ See eval/README.md for the protocol, the outputs and the expected numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import importlib
 import os
 import sys
@@ -27,27 +29,25 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pspnet_caffe.eval import datasets as ds
 from pspnet_caffe.eval import record
 from pspnet_caffe.eval.clock import NetworkClock, outside_share
 from pspnet_caffe.eval.evaluate import check_label_size, images, score_image
+from pspnet_caffe.eval.html_report import DEFAULT_WORST, write_report
+from pspnet_caffe.eval.image_scores import ImageScores
 from pspnet_caffe.eval.inputs import IMAGE_SUFFIXES, image_paths, output_names  # noqa: F401
 from pspnet_caffe.eval.metrics import Stats, summary
 from pspnet_caffe.eval.outputs import Writer
 from pspnet_caffe.eval.protocol import (SOFTMAX_MODES, Settings, SoftmaxCounts, predict,
-                                        segment, segment_counted)  # noqa: F401 (tests patch)
+                                        segment_counted)
 from pspnet_caffe.eval.report import build_results, softmax_summary, table, write_results
+from caffe_proto.printable import printable
 from pspnet_caffe.eval.segmenter import Segmenter
 from psp_torch import cli, datasets, runtime
 from psp_torch.compiled import compile_model, compile_problem
-from psp_torch.datasets import listfile
+from psp_torch.datasets import MS_SCALES, listfile
 from psp_torch.digest import file_sha256, state_sha256
-from psp_torch.presets import BY_DATASET, MEAN_RGB, MS_SCALES
-
-# results.json's "settings": every protocol setting (derived from `Settings`, so a new one is
-# reported without an edit here) except the class count (the table has it) and where and in
-# how many windows per call the network ran (batch, device; run.json records the device kind)
-RESULT_EXEMPT = ("num_classes", "batch", "device")
+from psp_torch import limits as model_limits
+from psp_torch.identity import REFERENCE, REPORT, identity_fields
 
 
 def _scales(text: str) -> tuple:
@@ -67,7 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     src.add_argument("--weights", help="model file (.pth written by converter/convert.py)")
     src.add_argument("--model", help="MODULE:CALLABLE returning a model (custom models)")
     src.add_argument("--onnx", help="ONNX model (converter/export.py --onnx) run by ONNX Runtime")
-    p.add_argument("--dataset", choices=ds.DATASETS, help="dataset (default: the model's meta)")
+    p.add_argument("--dataset", choices=datasets.names(),
+                   help="dataset (default: the model's meta)")
     p.add_argument("--data-root", help="dataset folder in its own layout")
     p.add_argument("--split", help="val or test (default: the split of the published numbers)")
     p.add_argument("--list", help="the authors' list file: 'image [label]' per line")
@@ -111,15 +112,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="stable, or matlab: caffe_process.m's float32 exp(score) with its "
                         "overflow to NaN (see eval/README.md)")
     p.add_argument("--crop-size", type=cli.positive_int,
-                   help="window side (default: preset / model meta)")
+                   help="window side (default: the model's meta, else the dataset's)")
     p.add_argument("--base-size", type=cli.positive_int,
-                   help="longer side at scale 1 (default: preset / model meta)")
+                   help="longer side at scale 1 (default: the model's meta, else the dataset's)")
     p.add_argument("--save-probs", action="store_true", help="OUT/probs/<stem>.npy, float32 CxHxW")
     p.add_argument("--resume", action="store_true", help="skip images with saved outputs "
                    "(refused unless OUT/run.json shows the same model and settings)")
     p.add_argument("--limit", type=cli.positive_int, help="only the first N images")
+    p.add_argument("--worst", type=cli.nonnegative_int, default=DEFAULT_WORST,
+                   help="report.html shows the N images with the lowest per-image mIoU")
     p.add_argument("--skip-missing", action="store_true", help="list and skip missing files")
     p.add_argument("--workers", type=cli.nonnegative_int, default=2, help="data loading processes")
+    model_limits.add_option(p)
+    p.add_argument("--max-pixels", type=cli.positive_int, default=datasets.MAX_PIXELS,
+                   help="refuse an image or label above this many pixels (width x height, "
+                        "read from its header before decoding)")
     args = p.parse_args(argv)
     if args.image is None and args.video is None and args.data_root is None:
         p.error("--data-root is required (or --image, --video)")
@@ -157,13 +164,15 @@ def load_model(args) -> torch.nn.Module:
         if not Path(args.onnx).is_file():
             raise FileNotFoundError(2, "no such model file", str(args.onnx))
         from pspnet_caffe.eval.onnx_model import OnnxModel
-        return OnnxModel(args.onnx, threads=torch.get_num_threads())
+        return OnnxModel(args.onnx, threads=torch.get_num_threads(),
+                         limits=model_limits.from_args(args))
     import psp_torch
     if Path(args.weights).is_dir():
         raise IsADirectoryError(21, "is a folder, not a model file (.pth)", str(args.weights))
     if not Path(args.weights).is_file():
         raise FileNotFoundError(2, "no such model file", str(args.weights))
-    return psp_torch.load(args.weights, device=args.device, compile=args.compile)
+    return psp_torch.load(args.weights, device=args.device, compile=args.compile,
+                          limits=model_limits.from_args(args))
 
 
 def custom_names(args, meta: dict) -> list[str]:
@@ -175,63 +184,74 @@ def custom_names(args, meta: dict) -> list[str]:
     return list(names) if names and len(names) == n else listfile.default_class_names(n)
 
 
-def resolve_settings(args, meta: dict) -> tuple[str, Settings, object]:
+def authors_settings(facts: datasets.Dataset, num_classes: int) -> Settings:
+    """The authors' protocol on a dataset: `Settings`' defaults, with the dataset's crop and
+    every setting its `EvalDefaults` declares (base size, window stride rate)."""
+    declared = {f.name: getattr(facts.eval, f.name) for f in dataclasses.fields(facts.eval)
+                if f.name in Settings.__dataclass_fields__}
+    return Settings(num_classes=num_classes, crop_size=facts.crop_size, **declared)
+
+
+def resolve_settings(args, meta: dict) -> tuple[str, Settings, bool]:
+    """(dataset name, protocol settings, whether the classes are one's own): a benchmark's
+    classes unless --num-classes gives one's own (labels as stored, one's own defaults, no
+    published numbers)."""
     meta = {k: v for k, v in meta.items() if v is not None}  # generic conversions leave gaps
-    if args.num_classes is not None:            # one's own classes: labels as stored
-        dataset, preset = args.dataset or ds.CUSTOM, None
+    own_classes = args.num_classes is not None
+    if own_classes:
+        dataset, defaults = args.dataset or listfile.DATASET.name, listfile.DATASET
         num_classes = meta.get("num_classes", args.num_classes)
         if num_classes != args.num_classes:
             raise ValueError(f"{args.weights or args.model}: the model has {num_classes} "
                              f"classes, --num-classes is {args.num_classes}")
         args.names = custom_names(args, meta)
-        defaults = datasets.get(ds.CUSTOM).eval
     else:
         dataset = args.dataset or meta.get("dataset")
-        if dataset not in ds.DATASETS:
+        if dataset not in datasets.names():
             raise cli.UsageError("the model has no known dataset in its meta: pass --dataset "
                                  "(or --num-classes with --list for one's own classes)")
-        preset = BY_DATASET[dataset]
-        num_classes = meta.get("num_classes", preset.num_classes)
+        defaults = datasets.get(dataset)
+        num_classes = meta.get("num_classes", defaults.num_classes)
         if args.dataset and meta.get("dataset") not in (None, args.dataset):
             print(f"warning: model meta says dataset {meta['dataset']!r}, evaluating on "
                   f"{dataset!r}", file=sys.stderr)
-        facts = datasets.get(dataset)
-        if num_classes != facts.num_classes:
+        if num_classes != defaults.num_classes:
             raise ValueError(f"{args.weights or args.model}: the model has {num_classes} "
-                             f"classes, {dataset} has {facts.num_classes}")
-        args.names = list(facts.classes)
-        defaults = facts.eval
-    scales = defaults.ms_scales if args.ms else args.scales or (1.0,)
-    settings = Settings(
-        num_classes=num_classes,
+                             f"classes, {dataset} has {defaults.num_classes}")
+        args.names = list(defaults.classes)
+    base = authors_settings(defaults, num_classes)
+    scales = defaults.eval.ms_scales if args.ms else args.scales or (1.0,)
+    settings = dataclasses.replace(
+        base,
         crop_size=args.crop_size if args.crop_size is not None
-        else meta.get("crop_size", defaults.crop_size),
+        else meta.get("crop_size", base.crop_size),
         base_size=args.base_size if args.base_size is not None
-        else meta.get("base_size", defaults.base_size),
-        mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
+        else meta.get("base_size", base.base_size),
+        mean_rgb=tuple(meta.get("mean_rgb", base.mean_rgb)),
         scales=tuple(scales), flip=not args.no_flip, resize=args.resize, batch=args.batch,
         device=args.device, precision=args.precision, softmax=args.softmax,
-        stride_rate=defaults.stride_rate, compile=args.compile)
-    return dataset, settings, preset
+        compile=args.compile)
+    return dataset, settings, own_classes
 
 
-def reference_for(dataset: str, split: str, settings: Settings, preset, full: str | None):
+def reference_for(dataset: str, split: str, settings: Settings, own_classes: bool,
+                  full: str | None):
     """(published numbers or None, None if they apply else the reason they do not): the
-    dataset's evaluation defaults (psp_torch.datasets) and the released model's mean."""
+    dataset's evaluation defaults (psp_torch.datasets); every setting not exempt from the
+    comparison (`Settings`) must be the authors' (`authors_settings`)."""
     if full:
         return None, full
-    if preset is None:
+    if own_classes:
         return None, "one's own dataset (--num-classes)"
-    authors = datasets.get(dataset).eval
+    facts = datasets.get(dataset)
+    authors = facts.eval
     if split != authors.split:
         return None, f"published numbers are on {authors.split}, not {split}"
-    default = (settings.crop_size == authors.crop_size and settings.base_size == authors.base_size
-               and tuple(settings.mean_rgb) == tuple(preset.mean_rgb) and settings.flip
-               and settings.resize == "matlab" and settings.precision == "fp32"
-               and settings.stride_rate == authors.stride_rate)
-    if not default:
-        return None, ("settings differ from the authors' (crop/base/mean/flip/resize/precision/"
-                      "stride)")
+    theirs = identity_fields(authors_settings(facts, settings.num_classes), REFERENCE)
+    ours = identity_fields(settings, REFERENCE)
+    differ = [f"{k} {ours[k]}, theirs {theirs[k]}" for k in theirs if ours[k] != theirs[k]]
+    if differ:
+        return None, f"settings differ from the authors' ({'; '.join(differ)})"
     if settings.scales == (1.0,):
         ref = authors.published_ss
     elif settings.scales == tuple(authors.ms_scales):
@@ -256,14 +276,31 @@ def run_images(args, model, dataset, settings) -> int:
     writer = Writer(out, dataset)
     paths = image_paths(args.image)
     names = output_names(paths)
+    for p in paths:                     # every header within --max-pixels before any output
+        datasets.image_size(p, args.max_pixels)
+    model_sha, model_from = model_identity(args, model)
+    fresh = not out.exists()
+    writer.claim(record.make(model_sha, model_from, dataset, None, settings), names,
+                 resume=False)
     seg = segmenter(args, model, dataset, settings)
     softmax_counts = SoftmaxCounts()
-    for p, name in tqdm(list(zip(paths, names)), unit="img", disable=len(paths) < 2):
-        r = seg(p)
-        softmax_counts.add(r.softmax_counts)
-        writer.write(name, r.labels, r.probs, image=r.image, meta=r.softmax_counts.as_meta())
-        print(f"{p}: " + ", ".join(f"{n} {100 * share:.1f}%" for n, share in r.top())
-              + f" -> {out / 'overlay' / (name + '.png')}")
+    written = 0
+    try:
+        for p, name in tqdm(list(zip(paths, names)), unit="img", disable=len(paths) < 2):
+            r = seg(datasets.read_image(p, args.max_pixels))
+            softmax_counts.add(r.softmax_counts)
+            writer.write(name, r.labels, r.probs, image=r.image,
+                         meta=r.softmax_counts.as_meta())
+            written += 1
+            print(f"{printable(p)}: " + ", ".join(f"{printable(n)} {100 * share:.1f}%"
+                                                 for n, share in r.top())
+                  + f" -> {printable(out / 'overlay' / (name + '.png'))}")
+    except BaseException:
+        if fresh and not written:     # the folder this run made holds nothing but its record
+            (out / record.NAME).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     warning = softmax_summary(softmax_counts, settings.softmax)[1]
     if warning:
         print(warning, file=sys.stderr)
@@ -275,6 +312,10 @@ def run_video(args, model, dataset, settings) -> int:
     out = Path(args.out or "eval_out/video")
     name = video.source_name(args.video)
     writer = Writer(out, dataset)
+    model_sha, model_from = model_identity(args, model)
+    # the folder must be new, empty or ours (never a folder of someone else's files); frames are
+    # not known in advance, so their names are not listed: a later run refuses to replace them
+    writer.claim(record.make(model_sha, model_from, dataset, None, settings), [], resume=False)
     softmax_counts = SoftmaxCounts()
 
     def frame_done(i: int, r) -> None:
@@ -302,42 +343,29 @@ def model_identity(args, model) -> tuple[str, str]:
     return state_sha256(model.state_dict()), args.model
 
 
-def prepare_folder(out: Path, writer: Writer, rec: dict, resume: bool, owner: bool) -> None:
-    """--resume: the folder must have been made by this very run (record.check_resume, on
-    every rank). A fresh run replaces the outputs of an earlier, different run before it
-    writes its own record, so a later --resume can never pick up predictions it did not
-    make. Only the `owner` (rank 0) writes."""
-    if resume:
-        record.check_resume(out, rec, writer.has_outputs())
-    if not owner:
-        return
-    if not resume and writer.has_outputs():
-        try:
-            saved = record.read(out)
-        except record.RecordMismatch:
-            saved = None
-        diff = ["no record"] if saved is None else record.differences(saved, rec)
-        if diff:
-            gone = writer.clear()
-            print(f"note: {out} held outputs of another run ({'; '.join(diff)}); replaced "
-                  f"({gone} files removed)", file=sys.stderr)
-    record.write(out, rec)
+def prepare_folder(out: Path, writer: Writer, rec: dict, names, resume: bool,
+                   owner: bool) -> None:
+    """The output folder made this run's, or refused (`Writer.claim`: --resume only on this
+    very run's folder; never a file this program did not write). Only the `owner` (rank 0)
+    writes."""
+    writer.claim(rec, names, resume=resume, owner=owner)
 
 
-def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
+def run_dataset(args, model, dataset, settings, own_classes: bool, d: runtime.Dist) -> int:
     rank, world = d.rank, d.world
     facts = datasets.get(dataset)
-    split = args.split or (facts if preset else datasets.get(ds.CUSTOM)).eval.split
+    split = args.split or (listfile.DATASET if own_classes else facts).eval.split
     out = Path(args.out or f"eval_out/{dataset}_{split}")
-    items = ds.samples(dataset, args.data_root, split, args.list)
+    items = facts.samples(args.data_root, split) if args.list is None \
+        else facts.list_samples(args.data_root, args.list)
     reason = None
-    bad = ds.missing_files(items)
+    bad = datasets.missing_files(items)
     if bad:
-        listing = "\n  ".join(bad[:50]) + (f"\n  ... and {len(bad) - 50} more" if len(bad) > 50
-                                           else "")
+        listing = "\n  ".join(map(printable, bad[:50])) + (
+            f"\n  ... and {len(bad) - 50} more" if len(bad) > 50 else "")
         if not args.skip_missing:
-            raise ds.DatasetError(f"{bad[0].rsplit(' (', 1)[0]}: {len(bad)} dataset file(s) "
-                                  f"missing or unreadable "
+            raise datasets.DatasetError(f"{printable(bad[0].rsplit(' (', 1)[0])}: {len(bad)} "
+                                  f"dataset file(s) missing or unreadable "
                                   f"(nothing was run; --skip-missing skips them):\n  {listing}")
         if rank == 0:
             print(f"skipping {len(bad)} missing/unreadable file(s):\n  {listing}", file=sys.stderr)
@@ -358,18 +386,20 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
         submission = facts.split(split).submission
         reason = (f"no ground truth: {facts.title} {split} is scored by the official server; "
                   f"submit {out / submission}" if submission else "no ground truth")
-    reference, reason = reference_for(dataset, split, settings, preset, reason)
+    reference, reason = reference_for(dataset, split, settings, own_classes, reason)
 
     writer = Writer(out, dataset, split)
     model_sha, model_from = model_identity(args, model)
     rec = record.make(model_sha, model_from, dataset, split, settings)
-    prepare_folder(out, writer, rec, args.resume, owner=rank == 0)
+    prepare_folder(out, writer, rec, [s.name for s in items], args.resume, owner=rank == 0)
     runtime.barrier(d)
     shard = items[rank::world]
     done = frozenset(s.name for s in shard
                      if args.resume and writer.finished(s.name, args.save_probs))
-    loader = images(shard, dataset, settings, workers=args.workers, done=done)
+    loader = images(shard, dataset, settings, workers=args.workers, done=done,
+                    max_pixels=args.max_pixels)
     stats = Stats(settings.num_classes)
+    per_image = ImageScores(len(items))           # by position in `items`, summed over ranks
     softmax_counts = SoftmaxCounts()
     t0 = time.perf_counter()
     # closed (its line ended) before an error line is printed: one message line, not a
@@ -385,7 +415,7 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
                 pred = writer.read_prediction(s.name)
                 softmax_counts.add(SoftmaxCounts.from_meta(writer.read_meta(s.name)))
                 if s.label is not None:
-                    gt = ds.read_ground_truth(s, dataset, settings.num_classes)
+                    gt = facts.read_ground_truth(s, settings.num_classes, args.max_pixels)
                 resumed += 1
             else:
                 check_label_size(s, img, None if gt is None else gt[0])
@@ -399,7 +429,9 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
                 outside = 100 * outside_share(net.seconds, computed_seconds)
                 bar.set_postfix(outside=f"{outside:.1f}%", refresh=False)
             if gt is not None:
-                stats.add(score_image(pred, gt, dataset, settings.num_classes))
+                one = score_image(pred, gt, dataset, settings.num_classes)
+                stats.add(one)
+                per_image.add(rank + i * world, one)
                 outside = 100 * outside_share(net.seconds, computed_seconds)
                 bar.set_postfix(mIoU=f"{100 * summary(stats)['miou']:.2f}",
                                 outside=f"{outside:.1f}%", refresh=False)
@@ -407,6 +439,7 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
     elapsed = time.perf_counter() - t0
     total = Stats.from_vector(runtime.all_sum_int(stats.to_vector(), d), settings.num_classes)
     softmax_counts = SoftmaxCounts.from_vector(runtime.all_sum_int(softmax_counts.to_vector(), d))
+    per_image = per_image.summed(d)
     if rank != 0:
         return 0
     softmax_info, warning = softmax_summary(softmax_counts, settings.softmax)
@@ -425,12 +458,15 @@ def run_dataset(args, model, dataset, settings, preset, d: runtime.Dist) -> int:
         return 0
     info = {"dataset": dataset, "split": split, "images": len(items),
             "model": getattr(model, "meta", {}).get("name"), "model_sha256": model_sha,
-            "settings": record.identity_fields(settings, RESULT_EXEMPT),
+            "settings": identity_fields(settings, REPORT),
             "softmax": softmax_info}
     res = build_results(total, args.names, info, reference, reason)
     write_results(out, res)
     print(table(res))
     print(f"results: {out / 'results.json'}, {out / 'results.csv'}")
+    worst = per_image.worst(args.worst)
+    report = write_report(writer, res, total.confusion, args.names, items, worst, dataset)
+    print(f"report: {report} (confusion matrix, IoU chart, colours, {len(worst)} worst images)")
     print(res["verdict"])
     return 0
 
@@ -465,12 +501,12 @@ def _main(args) -> int:
     try:
         model = load_model(args)
         meta = dict(getattr(model, "meta", {}) or {})
-        dataset, settings, preset = resolve_settings(args, meta)
+        dataset, settings, own_classes = resolve_settings(args, meta)
         if args.image:
             return run_images(args, model, dataset, settings) if d.main else 0
         if args.video is not None:
             return run_video(args, model, dataset, settings) if d.main else 0
-        return run_dataset(args, model, dataset, settings, preset, d)
+        return run_dataset(args, model, dataset, settings, own_classes, d)
     finally:
         runtime.shutdown(d)
 

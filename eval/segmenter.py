@@ -54,7 +54,7 @@ def protocol_settings(meta: dict, *, num_classes: int | None = None, dataset: st
         raise ValueError("give ms=True or scales, not both")
     return Settings(
         num_classes=int(classes),
-        crop_size=int(crop_size or meta.get("crop_size", defaults.crop_size)),
+        crop_size=int(crop_size or meta.get("crop_size", facts.crop_size)),
         base_size=int(base_size or meta.get("base_size", defaults.base_size)),
         mean_rgb=tuple(meta.get("mean_rgb", MEAN_RGB)),
         scales=tuple(defaults.ms_scales if ms else scales or (1.0,)),
@@ -64,7 +64,7 @@ def protocol_settings(meta: dict, *, num_classes: int | None = None, dataset: st
 
 def dataset_facts(name: str | None):
     """A benchmark's facts by name; one's own classes (`listfile`) for None or another name."""
-    return datasets.get(name if name in datasets.names() else listfile.NAME)
+    return datasets.get(name if name in datasets.names() else listfile.DATASET.name)
 
 
 @dataclass

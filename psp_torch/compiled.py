@@ -29,6 +29,8 @@ import functools
 import torch
 from torch import nn
 
+from . import compat
+
 
 class CompileUnavailable(RuntimeError):
     """torch.compile cannot run here (message: one line saying why)."""
@@ -36,6 +38,9 @@ class CompileUnavailable(RuntimeError):
 
 @functools.cache
 def _probe(device_type: str) -> str | None:
+    too_old = compat.too_old(compat.COMPILE)
+    if too_old:
+        return too_old
     try:
         from torch._dynamo.eval_frame import check_if_dynamo_supported
         check_if_dynamo_supported()

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .datasets import MS_SCALES, Published, TrainRecipe  # noqa: F401  (re-exported)
+from .datasets import Published
 from .datasets import get as get_dataset
-from .datasets import names as dataset_names
 
 # Mean colour the authors subtract, RGB order; the network is fed BGR.
 MEAN_RGB = (123.68, 116.779, 103.939)
@@ -28,8 +27,6 @@ class Preset:
     depth: int                  # 50 or 101
     stride_on_reduce: bool      # stage-3 stride on conv3_1_1x1_reduce (ADE20K), else on conv3_1_3x3
     prototxt: str               # the released deploy prototxt's file name
-    mean_rgb: tuple = MEAN_RGB
-    bins: tuple = (1, 2, 3, 6)
 
     # --- the dataset's facts (psp_torch.datasets.<module>) -----------------------------------
     @property
@@ -39,7 +36,7 @@ class Preset:
     @property
     def crop_size(self) -> int:
         """Training crop = deploy input size."""
-        return get_dataset(self.dataset).train.crop_size
+        return get_dataset(self.dataset).crop_size
 
     @property
     def base_size(self) -> int:
@@ -58,16 +55,6 @@ class Preset:
     @property
     def published_ms(self) -> Published | None:
         return get_dataset(self.dataset).eval.published_ms
-
-    @property
-    def feature_size(self) -> int:
-        """Side of the stage-5 map at the crop size (output stride 8, Caffe arithmetic)."""
-        return (self.crop_size - 1) // 8 + 1
-
-    @property
-    def pool_kernels(self) -> tuple[int, ...]:
-        """PPM AVE-pool kernels (= strides) as in the prototxt, bins 1, 2, 3, 6."""
-        return tuple(self.feature_size // b for b in self.bins)
 
     @property
     def blocks(self) -> tuple[int, ...]:
@@ -90,12 +77,15 @@ BY_DATASET = {p.dataset: p for p in PRESETS.values()}
 # --- training facts of the release -----------------------------------------------------------
 # Read off the released deploy prototxts (every layer's `param { lr_mult decay_mult }`, every
 # `bn_param { momentum }`, `dropout_ratio`) and the oracle's TRAIN net for the aux head, which
-# the release does not ship. One (lr_mult, decay_mult) pair per parameter role:
+# the release does not ship. One (lr_mult, decay_mult) pair per parameter role (which layers
+# are new, i.e. added to the ImageNet ResNet, is the model's: `PSPNet.NEW_LAYERS`; a
+# parameter's role: `psp_torch.pspnet.parameter_role`; the deploy prototxt's `param`
+# fields and the optimiser's groups both derive from these two):
 #   backbone      conv weights of the ImageNet ResNet (stem, conv2..conv5)        1, 1
 #   backbone_bn   their BN slope and bias                                         1, 0
-#   new           conv5_3_pool*_conv, conv5_4, conv6 weight, conv4_24, conv6_1 weight  10, 1
+#   new           conv weights of the new layers (pyramid, conv5_4, conv6, aux)  10, 1
 #   new_bn        BN slope and bias of the new convs                             10, 0
-#   new_bias      conv6 and conv6_1 biases                                       20, 1
+#   new_bias      the new convs' biases (conv6, conv6_1)                         20, 1
 # BN mean/variance blobs have lr 0 (moving averages, changed only by the forward).
 MULTIPLIERS = {
     "backbone": (1.0, 1.0),
@@ -107,7 +97,3 @@ MULTIPLIERS = {
 BN_MOMENTUM = 0.95          # bn_param.momentum of every released BN layer (Caffe's meaning)
 DROPOUT = 0.1               # conv5_4/dropout dropout_ratio of every release
 
-
-# The paper's training recipe of each benchmark is its dataset's (`TrainRecipe`, re-exported
-# above): psp_torch.datasets.<module>.DATASET.train.
-RECIPES = {name: get_dataset(name).train for name in dataset_names()}

@@ -23,6 +23,8 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import save
 
+from caffe_proto.printable import printable
+
 FORMAT = "psp_torch.safetensors/1"
 SUFFIX = ".safetensors"
 
@@ -57,6 +59,19 @@ def encode(payload: dict) -> bytes:
     return save(tensors, header)
 
 
+def _json(header: dict, key: str, default, bad: str):
+    """The JSON value of header entry `key` (ValueError `bad`: naming the entry otherwise)."""
+    text = header.get(key, default)
+    if text is None:
+        raise KeyError(key)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{bad}: its {key} is not JSON ({printable(str(exc), 80)})") from None
+    except RecursionError:
+        raise ValueError(f"{bad}: its {key} is JSON nested deeper than Python reads") from None
+
+
 def decode(path, device="cpu") -> dict:
     """The payload dict of a safetensors model file (ValueError naming the file if not one)."""
     path = Path(path)
@@ -67,16 +82,19 @@ def decode(path, device="cpu") -> dict:
     except (OSError, FileNotFoundError):
         raise
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable safetensors file: {exc}") from None
+        raise ValueError(f"{path}: not a readable safetensors file: "
+                         f"{printable((str(exc).splitlines() or [type(exc).__name__])[0], 160)}"
+                         ) from None
     if header.get("format") != FORMAT:
         raise ValueError(f"{path}: a safetensors file, but not a psp_torch model file (its "
                          f"header has no format {FORMAT!r}; plain state_dicts need "
                          f"PSPNet(config))")
     kind = header.get("kind")
+    bad = f"{path}: bad psp_torch safetensors header"
     try:
-        payload = {"format": FORMAT, "kind": kind, "meta": json.loads(header.get("meta") or "{}")}
+        payload = {"format": FORMAT, "kind": kind, "meta": _json(header, "meta", "{}", bad)}
         if kind == "pspnet":
-            payload["config"] = json.loads(header["config"])
+            payload["config"] = _json(header, "config", None, bad)
             payload["state_dict"] = tensors
         elif kind == "caffenet":
             payload["prototxt"] = header["prototxt"]
@@ -87,7 +105,12 @@ def decode(path, device="cpu") -> dict:
                 blobs.setdefault(layer, []).append(tensors[key])
             payload["blobs"] = blobs
         else:
-            raise ValueError(f"unknown model kind {kind!r}")
-    except (KeyError, ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: bad psp_torch safetensors header: {exc}") from None
+            raise ValueError(f"unknown model kind {printable(repr(kind), 40)}")
+    except KeyError as exc:
+        raise ValueError(f"{bad}: no {exc}") from None
+    except (ValueError, IndexError) as exc:
+        if str(exc).startswith(bad):
+            raise
+        raise ValueError(f"{bad}: {printable(str(exc).splitlines()[0] if str(exc) else exc, 160)}"
+                         ) from None
     return payload

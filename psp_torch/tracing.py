@@ -16,11 +16,16 @@ the eager forward at two sizes.
 from __future__ import annotations
 
 import torch
-import torch.fx.experimental._config as fx_config
-from torch.export import Dim
+
+from . import compat
+
+try:                                    # torch >= 2.2; tracing needs more (compat.EXPORT)
+    import torch.fx.experimental._config as fx_config
+except ImportError:
+    fx_config = None
 
 # (N, 3, H, W): batch, height and width dynamic
-DYNAMIC_AXES = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
+DYNAMIC_AXES = (0, 2, 3)
 
 
 def example_input(model, side: int | None = None) -> torch.Tensor:
@@ -30,15 +35,18 @@ def example_input(model, side: int | None = None) -> torch.Tensor:
     return torch.zeros(2, 3, side, side, dtype=dtype)
 
 
-def export_program(model, example: torch.Tensor | None = None) -> torch.export.ExportedProgram:
+def export_program(model, example: torch.Tensor | None = None):
     """``torch.export`` of ``model.forward(example)`` in eval mode (the model's mode is
     restored), with N, H and W of the (N, C, H, W) input dynamic; `example` defaults to
-    `example_input` (a PSPNet's crop size)."""
+    `example_input` (a PSPNet's crop size). Raises `compat.TorchTooOld` (one line) on a
+    torch without it."""
+    compat.require(compat.EXPORT)
     example = example_input(model) if example is None else example
     training = model.training
     model.eval()
     try:
         with torch.no_grad(), fx_config.patch(backed_size_oblivious=True):
-            return torch.export.export(model, (example,), dynamic_shapes=(DYNAMIC_AXES,))
+            dynamic = {axis: torch.export.Dim.DYNAMIC for axis in DYNAMIC_AXES}
+            return torch.export.export(model, (example,), dynamic_shapes=(dynamic,))
     finally:
         model.train(training)

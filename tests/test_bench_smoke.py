@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_forward  # noqa: E402
+import needs  # noqa: E402
 import psp_torch  # noqa: E402
 from psp_torch.flops import count_macs, gmacs  # noqa: E402
 from psp_torch.fuse import fold_bn, fuse  # noqa: E402
@@ -152,6 +153,7 @@ def test_bench_gpu_runs_on_cpu():
     assert bench_gpu.dense_peak("NVIDIA H100 80GB HBM3")["bf16"] == 989
 
 
+@needs.ONNX
 def test_bench_onnx_rows():
     import bench_onnx
     res = bench_onnx.run(config="pspnet50slim", size=65, repeat=1, threads=1, log=lambda *a: None)

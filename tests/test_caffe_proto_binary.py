@@ -397,13 +397,13 @@ def test_inspect_bad_file_exits_nonzero(tmp_path):
 
 # ---------------------------------------------------------------- bounded work
 
-def _refusal_work(data: bytes, what: str) -> tuple[int, int]:
+def _refusal_work(data: bytes, what: str, limits) -> tuple[int, int]:
     """(fields walked, traced peak bytes) until `data` is refused for too many `what`."""
     import tracemalloc
 
     from caffe_proto import binary, wire
 
-    src = wire.Source(data, "model.caffemodel")
+    src = wire.Source(data, "model.caffemodel", limits=limits)
     tracemalloc.start()
     try:
         with pytest.raises(CaffeFormatError, match=f"more than .* {what}"):
@@ -421,22 +421,21 @@ def _refusal_work(data: bytes, what: str) -> tuple[int, int]:
     ("layers", lambda n: b"\xa2\x06\x00" * n),                           # empty layers
     ("blobs", lambda n: ld(100, ld(7, b"") * n)),                        # empty blobs, one layer
 ])
-def test_pathological_structure_is_refused_after_bounded_work(monkeypatch, what, make):
-    """Work is counted, not timed: the reader walks at most MAX_FIELDS fields (group tags
-    included) and MAX_LAYERS / MAX_BLOBS entries, so an input 4x longer is refused after
-    exactly the same number of fields, and it allocates no more than its own size plus a
-    fixed allowance. (Limits lowered here so that the case stays small; their real values
-    are checked against real nets below.)"""
-    from caffe_proto import binary, wire
+def test_pathological_structure_is_refused_after_bounded_work(what, make):
+    """Work is counted, not timed: the reader walks at most `Limits.fields` fields (group
+    tags included) and `Limits.layers` / `.blobs` entries, so an input 4x longer is refused
+    after exactly the same number of fields, and it allocates no more than its own size plus
+    a fixed allowance. (Limits lowered here so that the case stays small: 320 layers, 800
+    blobs, 4,000 fields; their real values are checked against real nets below.)"""
+    from caffe_proto.limits import Limits
 
-    monkeypatch.setattr(wire, "MAX_FIELDS", 4_000)
-    monkeypatch.setattr(binary, "MAX_LAYERS", 1_000)
-    monkeypatch.setattr(binary, "MAX_BLOBS", 1_500)
+    limits = Limits(layers=320)
+    assert (limits.blobs, limits.fields) == (800, 4_000)
     walked = []
     for n in (10_000, 40_000):
         data = make(n)
-        fields, peak = _refusal_work(data, what)
-        assert fields <= wire.MAX_FIELDS + 1, (what, fields)
+        fields, peak = _refusal_work(data, what, limits)
+        assert fields <= limits.fields + 1, (what, fields)
         assert peak < len(data) + (1 << 20), (what, peak, len(data))
         walked.append(fields)
     assert walked[0] == walked[1], f"work grows with the input ({walked}): not bounded"
@@ -444,13 +443,14 @@ def test_pathological_structure_is_refused_after_bounded_work(monkeypatch, what,
 
 def test_limits_are_far_above_real_nets():
     from caffe_proto import binary, wire
+    from caffe_proto.limits import DEFAULT
 
     net = load_caffemodel(oracle.ORACLE / "nets" / "pspnet101_voc_slim" / "weights.caffemodel")
-    assert len(net.layers) * 40 < binary.MAX_LAYERS
-    assert sum(len(l.blobs) for l in net.layers) * 40 < binary.MAX_BLOBS
+    assert len(net.layers) * 40 < DEFAULT.layers
+    assert sum(len(l.blobs) for l in net.layers) * 40 < DEFAULT.blobs
     src = wire.Source((oracle.ORACLE / "nets" / "pspnet101_voc_slim" / "weights.caffemodel").read_bytes(), "x")
     binary._parse_net(src)
-    assert src.fields * 20 < wire.MAX_FIELDS
+    assert src.fields * 20 < DEFAULT.fields
 
 
 def test_saved_files_get_the_usual_permissions(tmp_path):

@@ -17,12 +17,13 @@ from caffe_proto import inspect as inspect_cli
 from psp_torch import cli
 from pspnet_caffe.converter import convert as convert_cli
 from pspnet_caffe.converter import export as export_cli
+from pspnet_caffe.converter import info as info_cli
 from pspnet_caffe.eval import run as eval_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SLIM = oracle.ORACLE / "nets" / "pspnet50_ade20k_slim"
 MAINS = {"convert": convert_cli.main, "export": export_cli.main, "inspect": inspect_cli.main,
-         "eval": eval_cli.main}
+         "eval": eval_cli.main, "info": info_cli.main}
 
 
 def _status(main, argv, capsys) -> tuple[int, str]:
@@ -102,9 +103,8 @@ def test_library_load_checks_the_device_first(monkeypatch, tmp_path):
 
 
 def test_usage_error_found_after_parsing_exits_2(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr("pspnet_caffe.eval.standin.TinySegNet.__init__",
-                        _no_dataset_init, raising=True)
-    rc, err = _status(eval_cli.main, ["--model", "pspnet_caffe.eval.standin:ade20k",
+    monkeypatch.setattr("standin.TinySegNet.__init__", _no_dataset_init, raising=True)
+    rc, err = _status(eval_cli.main, ["--model", "standin:ade20k",
                                       "--data-root", tmp_path, "--device", "cpu"], capsys)
     assert rc == 2, err
     _one_error_line(err, "pass --dataset")

@@ -13,6 +13,7 @@ import copy
 import pytest
 import torch
 
+import needs
 import variants
 from psp_torch.tracing import export_program
 
@@ -31,6 +32,7 @@ def _inputs():
             for b, (h, w) in zip((2, 1), variants.SIZES)]
 
 
+@needs.EXPORT
 @pytest.mark.parametrize("name", ["release", "max_no_reduction_aux"])
 def test_export_with_dynamic_sizes_is_the_eager_forward(name):
     """One program traced at the crop size runs at both sizes (and batch 2 and 1) and gives
@@ -56,6 +58,7 @@ def test_export_records_blobs_only_in_eager():
             "conv5_4", "conv6"} <= set(blobs)
 
 
+@needs.COMPILE
 def test_compiled_forward_is_eager_within_float32_rounding():
     """torch.compile (inductor, CPU) at both sizes (a recompile for the second): no farther
     from the float64 forward than FLOOR_RATIO x the eager float32 forward is, and within

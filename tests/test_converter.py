@@ -114,7 +114,7 @@ def test_verify_passes_and_fails_cleanly(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "max |PSPNet - CaffeNet| / max |CaffeNet| = " in printed and out.exists()
     # the failure path (exit 3, nothing written), without a second pair of forwards
-    def disagree(payload, dnet, wnet, log):
+    def disagree(payload, dnet, wnet, log, **_):
         assert set(payload) >= {"config", "state_dict", "meta"}
         raise convert_mod.VerifyError("verify failed: relative difference 1 > 0.0002")
     monkeypatch.setattr(convert_mod, "verify", disagree)

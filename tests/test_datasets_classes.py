@@ -1,9 +1,12 @@
-"""psp_torch.classes: class names and palettes of the three benchmarks."""
+"""Class names and palettes of the three benchmarks (psp_torch.datasets, one module each)."""
 import numpy as np
 import pytest
 
-from psp_torch.classes import CLASS_NAMES, PALETTES, voc_colormap
+from psp_torch.datasets import get, voc_colormap
 from psp_torch.presets import BY_DATASET
+
+CLASS_NAMES = {n: get(n).classes for n in ("voc", "ade20k", "cityscapes")}
+PALETTES = {n: get(n).palette for n in ("voc", "ade20k", "cityscapes")}
 
 
 @pytest.mark.parametrize("dataset", ["voc", "ade20k", "cityscapes"])

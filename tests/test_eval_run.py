@@ -15,8 +15,9 @@ from caffe_proto import load_prototxt, save_caffemodel
 from pspnet_caffe.converter.convert import convert
 from pspnet_caffe.eval import run as eval_run
 from pspnet_caffe.eval.report import TOLERANCE, verdict
-from psp_torch.classes import PALETTES
-from psp_torch.presets import BY_DATASET, MS_SCALES, Published
+from psp_torch import datasets
+from psp_torch.datasets import MS_SCALES, Published
+from psp_torch.presets import MEAN_RGB
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "data" / "samples"
@@ -89,9 +90,8 @@ def test_slim_voc_single_scale_every_output_then_resume(models, tmp_path, capsys
         assert np.allclose(probs.sum(0), 1, atol=1e-5)
         assert np.array_equal(probs.argmax(0), pred)
         colour = np.array(Image.open(out / "color" / f"{name}.png"))
-        assert np.array_equal(colour, PALETTES["voc"][pred])
+        assert np.array_equal(colour, datasets.get("voc").palette[pred])
     # --resume: nothing runs, the scores are rebuilt from the saved PNGs
-    monkeypatch.setattr(eval_run, "segment", _fail_if_called)
     monkeypatch.setattr(eval_run, "segment_counted", _fail_if_called)
     before = (out / "results.json").read_text()
     (out / "results.json").unlink()
@@ -212,7 +212,6 @@ def test_missing_files_stop_before_any_work(models, tmp_path, capsys, monkeypatc
     shutil.copytree(SAMPLES / "VOC2012", tmp_path / "VOC2012")
     gone = tmp_path / "VOC2012/SegmentationClass/2007_000129.png"
     gone.unlink()
-    monkeypatch.setattr(eval_run, "segment", _fail_if_called)
     monkeypatch.setattr(eval_run, "segment_counted", _fail_if_called)
     argv = ["--weights", models[21], "--dataset", "voc", "--split", "val",
             "--data-root", tmp_path, "--out", tmp_path / "o", "--workers", "0"]
@@ -312,19 +311,32 @@ def test_verdict_pass_fail_no_reference():
 
 
 def test_reference_applies_only_to_default_full_split():
-    p = BY_DATASET["ade20k"]
-    base = eval_run.Settings(150, 473, 512, p.mean_rgb)
-    assert eval_run.reference_for("ade20k", "val", base, p, None) == (p.published_ss, None)
-    ms = eval_run.Settings(150, 473, 512, p.mean_rgb, scales=tuple(MS_SCALES))
-    assert eval_run.reference_for("ade20k", "val", ms, p, None) == (p.published_ms, None)
-    for other in [eval_run.Settings(150, 473, 512, p.mean_rgb, flip=False),
-                  eval_run.Settings(150, 473, 512, p.mean_rgb, resize="opencv"),
-                  eval_run.Settings(150, 473, 512, p.mean_rgb, precision="bf16"),
-                  eval_run.Settings(150, 473, 512, p.mean_rgb, scales=(0.5, 1.0))]:
-        assert eval_run.reference_for("ade20k", "val", other, p, None)[0] is None
-    assert eval_run.reference_for("ade20k", "val", base, p, "--limit") == (None, "--limit")
-    v = BY_DATASET["voc"]
-    assert eval_run.reference_for("voc", "val", base, v, None)[0] is None     # test only
+    ade = datasets.get("ade20k").eval
+    base = eval_run.Settings(150, 473, 512, MEAN_RGB)
+    assert eval_run.reference_for("ade20k", "val", base, False, None) == (ade.published_ss, None)
+    ms = eval_run.Settings(150, 473, 512, MEAN_RGB, scales=tuple(MS_SCALES))
+    assert eval_run.reference_for("ade20k", "val", ms, False, None) == (ade.published_ms, None)
+    for other in [eval_run.Settings(150, 473, 512, MEAN_RGB, flip=False),
+                  eval_run.Settings(150, 473, 512, MEAN_RGB, resize="opencv"),
+                  eval_run.Settings(150, 473, 512, MEAN_RGB, precision="bf16"),
+                  eval_run.Settings(150, 473, 512, MEAN_RGB, scales=(0.5, 1.0)),
+                  eval_run.Settings(150, 353, 512, MEAN_RGB),
+                  eval_run.Settings(150, 473, 500, MEAN_RGB),
+                  eval_run.Settings(150, 473, 512, (0, 0, 0)),
+                  eval_run.Settings(150, 473, 512, MEAN_RGB, stride_rate=0.5)]:
+        assert eval_run.reference_for("ade20k", "val", other, False, None)[0] is None
+    _, why = eval_run.reference_for("ade20k", "val", eval_run.Settings(150, 353, 512), False,
+                                    None)
+    assert why == "settings differ from the authors' (crop_size 353, theirs 473)"
+    # what cannot move the numbers beyond rounding keeps the verdict
+    for same in [eval_run.Settings(150, 473, 512, batch=7, device="cuda", compile=True),
+                 eval_run.Settings(150, 473, 512, softmax="matlab")]:
+        assert eval_run.reference_for("ade20k", "val", same, False, None) == \
+            (ade.published_ss, None)
+    assert eval_run.reference_for("ade20k", "val", base, False, "--limit") == (None, "--limit")
+    assert eval_run.reference_for("voc", "val", base, False, None)[0] is None     # test only
+    assert eval_run.reference_for("ade20k", "val", base, True, None) == \
+        (None, "one's own dataset (--num-classes)")
 
 
 # ---------------------------------------------------------------- --resume proves the run
@@ -353,7 +365,7 @@ def test_resume_refuses_other_settings_and_other_models(models, tmp_path, capsys
     assert rec["settings"]["scales"] == [1.0] and rec["settings"]["crop_size"] == 161
     assert rec["model"]["sha256"] == json.loads((out / "results.json").read_text())["model_sha256"]
     before = {p.name: p.read_bytes() for p in (out / "labels").iterdir()}
-    monkeypatch.setattr(eval_run, "segment", _fail_if_called)
+    monkeypatch.setattr(eval_run, "segment_counted", _fail_if_called)
 
     _refused(_ade_argv(models[150], out, "--scales", "0.5,1", "--resume"), capsys,
              "run.json", "settings.scales: saved [1.0], now [0.5, 1.0]")

@@ -25,10 +25,8 @@ PACKAGES = {"psp_torch": "psp_torch", "caffe_proto": "caffe_proto",
             "pspnet_caffe.converter": "converter", "pspnet_caffe.eval": "eval",
             "pspnet_caffe.train": "train"}
 CAFFE_SIDE = "psp_torch.caffe"
-# above both sides: the package's entry points, `load` (builds a PSPNet or a CaffeNet), and
-# the old paths that re-export the Caffe side for one release
-ABOVE = {"psp_torch", "psp_torch.io", "psp_torch.graph", "psp_torch.names",
-         "psp_torch.weights", "psp_torch.deploy"}
+# above both sides: the package's entry points and `load` (builds a PSPNet or a CaffeNet)
+ABOVE = {"psp_torch", "psp_torch.io"}
 TOP_OF_FILE = ("psp_torch", "pspnet_caffe.converter")     # function-local imports checked here
 OPTIONAL = {"onnx", "onnxruntime", "onnxscript", "safetensors", "h5py"}
 # torch's compiler stack: loaded only when compiling is asked for (psp_torch/compiled.py's
@@ -169,23 +167,19 @@ def test_the_checks_see_what_they_check():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
 
 
-def test_from_caffe_and_the_old_paths_work_from_a_fresh_interpreter():
-    """PSPNet.from_caffe is attached by the Caffe side; importing only the model module
-    loads the package, which imports that side; the old paths re-export the same objects."""
+def test_no_module_patches_another_and_the_old_paths_are_gone():
+    """Each name has one home: nothing attaches a method to PSPNet or writes names into
+    psp_torch.config at import (the Caffe side's `from_caffe` is psp_torch.from_caffe), and
+    the re-exporting paths psp_torch.graph / .names / .weights / .deploy no longer exist."""
     code = """
-import psp_torch.pspnet as p
-assert p.PSPNet.from_caffe.__func__.__name__ == "from_caffe"
-from psp_torch.config import config_from_net, aux_width_of, NotAPSPNet, STEM_LAYERS
-import psp_torch.caffe.read_config as r, psp_torch.caffe as c
-assert (config_from_net, aux_width_of, NotAPSPNet) == (r.config_from_net, r.aux_width_of, r.NotAPSPNet)
-from psp_torch.graph import CaffeNet
-from psp_torch.names import layer_keys
-from psp_torch.weights import caffe_blobs, state_dict_from_caffe
-from psp_torch.deploy import deploy_net
-assert (CaffeNet, layer_keys, caffe_blobs, state_dict_from_caffe, deploy_net) == (
-    c.CaffeNet, c.layer_keys, c.caffe_blobs, c.state_dict_from_caffe, c.deploy_net)
-import psp_torch
-assert psp_torch.CaffeNet is CaffeNet
+import importlib.util
+import psp_torch, psp_torch.caffe, psp_torch.config
+assert not hasattr(psp_torch.PSPNet, "from_caffe")
+assert psp_torch.from_caffe is psp_torch.caffe.pspnet_from_caffe
+assert not any(hasattr(psp_torch.config, n) for n in ("config_from_net", "aux_width_of",
+                                                      "NotAPSPNet", "STEM_LAYERS"))
+for old in ("graph", "names", "weights", "deploy"):
+    assert importlib.util.find_spec(f"psp_torch.{old}") is None, old
 print("ok")
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -118,12 +118,13 @@ def _sceneparsing(pred_ids, anno):
 
 
 def test_ade20k_other_predictions_score_as_misses_as_the_toolkit():
-    from pspnet_caffe.eval.datasets import decode_label, from_dataset_ids
+    from psp_torch.datasets import get
+    ade = get("ade20k")
     rng = np.random.default_rng(7)
     anno = rng.integers(0, 4, (9, 11)).astype(np.uint8)          # 0 = unlabelled
     pred_ids = rng.integers(0, 4, (9, 11)).astype(np.uint8)      # 0 = "other": no class
     assert (pred_ids == 0).sum() > 10 and ((pred_ids == 0) & (anno > 0)).sum() > 5
-    st = image_stats(from_dataset_ids(pred_ids, "ade20k"), decode_label(anno, "ade20k"), 150)
+    st = image_stats(ade.from_dataset_ids(pred_ids), ade.decode_label(anno), 150)
     ai, au, correct, labelled = _sceneparsing(pred_ids, anno)
     assert np.array_equal(st.intersection, ai) and np.array_equal(st.union, au)
     assert (st.correct, st.labelled) == (correct, labelled)
@@ -154,8 +155,9 @@ def test_voc_absent_class_scores_zero_where_the_devkit_averages_nan():
 
 # ---------------------------------------------------------------- Cityscapes
 
-from pspnet_caffe.eval.datasets import (CITYSCAPES_LUT, CITYSCAPES_SCHEME,      # noqa: E402
-                                        decode_cityscapes_instances)
+from psp_torch.datasets.cityscapes import DATASET as CITYSCAPES                 # noqa: E402
+from psp_torch.datasets.cityscapes import LUT as CITYSCAPES_LUT                 # noqa: E402
+from psp_torch.datasets.cityscapes import SCHEME as CITYSCAPES_SCHEME           # noqa: E402
 from pspnet_caffe.eval.metrics import FIXED, cityscapes_scores                  # noqa: E402
 
 A_PERSON, A_CAR = CITYSCAPES_SCHEME.avg_size[11], CITYSCAPES_SCHEME.avg_size[13]
@@ -279,7 +281,7 @@ def test_cityscapes_scores_equal_the_official_script_transcribed():
     st = Stats(19)
     for p, g, i in zip(preds, gts, insts):
         st.add(image_stats(CITYSCAPES_LUT[p].astype(np.int64), CITYSCAPES_LUT[g], 19,
-                           decode_cityscapes_instances(i), CITYSCAPES_SCHEME))
+                           CITYSCAPES.decode_instances(i), CITYSCAPES_SCHEME))
     cs = cityscapes_scores(st, CITYSCAPES_SCHEME)
     cls_iou, cls_iiou, cat_iou, cat_iiou, averages = _official(preds, gts, insts)
     inverse = {v: k for k, v in enumerate(CITYSCAPES_LUT) if v != 255}
@@ -304,7 +306,7 @@ def test_cityscapes_instance_counts_sum_exactly_over_shards():
     for _ in range(3):
         p, g, i = _random_cityscapes(rng)
         parts.append(image_stats(CITYSCAPES_LUT[p].astype(np.int64), CITYSCAPES_LUT[g], 19,
-                                 decode_cityscapes_instances(i), CITYSCAPES_SCHEME))
+                                 CITYSCAPES.decode_instances(i), CITYSCAPES_SCHEME))
     fwd, back = Stats(19), Stats(19)
     for s in parts:
         fwd.add(s)
@@ -326,7 +328,7 @@ def test_cityscapes_without_instance_maps_reports_no_iiou():
 
 def test_instance_decoding_follows_the_official_threshold():
     raw = np.array([[24000, 24001, 24, 26005], [29000, 1000, 1001, 33002]])
-    keys = decode_cityscapes_instances(raw)
+    keys = CITYSCAPES.decode_instances(raw)
     # person 0 and 1 (trainId 11), a person crowd region (< 1000), car 5, caravan dropped
     # (ignored in evaluation), 1000 and 1001 (ego vehicle) dropped, bicycle 2
     assert keys.tolist() == [[11000, 11001, -1, 13005], [-1, -1, -1, 18002]]

@@ -13,6 +13,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+import needs
 import oracle
 import psp_torch
 import variants
@@ -60,6 +61,7 @@ def layers_session(tmp_path_factory):
 
 @pytest.mark.parametrize("shape", [(2, 3, 12, 14), (1, 3, 7, 9), (1, 3, 4, 23), (3, 3, 26, 5),
                                    (1, 3, 2, 2)])
+@needs.ONNX
 def test_caffe_pooling_and_interp_in_onnx_are_psp_torch_layers(layers_session, shape):
     """The layers traced from one size (12x14): MAX pooling and Interp bit for bit; AVE
     pooling up to its summation order (ceil windows, divisor of the clipped window, a
@@ -107,6 +109,7 @@ def _oracle_input(name):
     return torch.from_numpy(NETS[name].blobs()["data"])
 
 
+@needs.ONNX
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_slim_oracle_net_onnx_matches_pytorch_at_two_sizes(slim, name):
     """The Caffe oracle's input at the crop size, and a crop of it of another size (not
@@ -129,6 +132,7 @@ def test_slim_oracle_net_onnx_matches_pytorch_at_two_sizes(slim, name):
             assert err <= 1.5 * floor and dev <= 1e-3
 
 
+@needs.ONNX
 def test_onnx_metadata_and_dynamic_axes(slim):
     model, path, _ = slim("pspnet50_ade20k_slim")
     proto = onnx.load(str(path))
@@ -152,6 +156,7 @@ def test_onnx_metadata_and_dynamic_axes(slim):
         assert np.abs(both[i:i + 1] - one).max() <= 1e-5 * np.abs(one).max()
 
 
+@needs.ONNX
 def test_export_cli_onnx_keeps_existing_and_refuses_caffenet(slim, tmp_path, capsys):
     _, _, pth = slim("pspnet50_ade20k_slim")
     out = tmp_path / "m.onnx"
@@ -172,6 +177,7 @@ FULL = {"pspnet50_ade20k": pytest.param("pspnet50_ade20k"),
         "pspnet101_cityscapes": pytest.param("pspnet101_cityscapes", marks=pytest.mark.slow)}
 
 
+@needs.ONNX
 @pytest.mark.parametrize("name", list(FULL.values()))
 def test_released_configuration_full_size_onnx_matches_pytorch(name, tmp_path):
     """Random init, full size, at the crop size (473 / 713) and at a second size."""
@@ -198,6 +204,7 @@ FLOOR_RATIO = 1.5      # ORT's distance to the exact result / PyTorch fp32's (me
 VARIANT_BOUND = 1e-5   # and an absolute bound: a wrong graph is off by ~1e-2 (issue 16)
 
 
+@needs.ONNX
 @pytest.mark.parametrize("name", list(variants.VARIANTS))
 def test_every_config_variant_exports_and_matches_the_float64_forward(name, tmp_path):
     """The traced forward of every PSPNetConfig the training CLI can build (MAX pyramid, no
@@ -227,6 +234,7 @@ def test_every_config_variant_exports_and_matches_the_float64_forward(name, tmp_
         assert err <= FLOOR_RATIO * floor and err <= VARIANT_BOUND and agree >= AGREE
 
 
+@needs.ONNX
 def test_export_cli_onnx_failure_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
     """Whatever the exporter raises (pages of trace), the CLI says one line naming the output
     file, exits 1 and leaves no file behind."""
@@ -256,6 +264,7 @@ def _numbers(tree, path=""):
     return {path: tree}
 
 
+@needs.ONNX
 def test_eval_run_onnx_gives_the_torch_results(slim, tmp_path, capsys):
     """The authors' protocol (sliding windows over the 500-pixel sample images, mirror)
     driving ONNX Runtime: the same results.json up to 1e-3 (probabilities, IoUs and

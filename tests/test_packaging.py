@@ -7,8 +7,12 @@ import importlib
 import importlib.util
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:      # Python 3.10: pytest's own TOML reader, the same API
+    import tomli as tomllib
 
 import pytest
 
@@ -67,7 +71,7 @@ def test_console_scripts_resolve():
 
 @pytest.mark.parametrize("module", ["pspnet_caffe.converter.convert",
                                     "pspnet_caffe.converter.export", "pspnet_caffe.eval.run",
-                                    "caffe_proto.inspect"])
+                                    "pspnet_caffe.converter.info", "caffe_proto.inspect"])
 def test_python_m_forms(module, tmp_path):
     r = subprocess.run([sys.executable, "-m", module, "--help"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=300)

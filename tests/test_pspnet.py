@@ -11,8 +11,9 @@ import oracle
 import psp_torch
 from caffe_proto import load_prototxt
 from conftest import DATA
-from psp_torch.config import PSPNetConfig, config_from_net, preset_config
-from psp_torch.names import layer_keys, state_dict_key_to_caffe
+from psp_torch.caffe.read_config import config_from_net
+from psp_torch.config import PSPNetConfig, preset_config
+from psp_torch.caffe.names import layer_keys, state_dict_key_to_caffe
 from psp_torch.pspnet import PSPNet
 
 PROTOTXT = DATA / "prototxt"
@@ -42,7 +43,7 @@ def _error_profile(ours: dict, stored: dict) -> dict:
 @pytest.fixture(scope="module", params=[c for c in oracle.cases("nets")], ids=lambda c: c.name)
 def slim(request):
     case = request.param
-    model = PSPNet.from_caffe(case.prototxt, case.caffemodel)
+    model = psp_torch.from_caffe(case.prototxt, case.caffemodel)
     stored = case.blobs()
     with torch.no_grad():
         ours = {k: v.numpy() for k, v in model.forward_blobs(torch.from_numpy(stored["data"])).items()}
@@ -122,7 +123,7 @@ def test_released_prototxt_builds_same_size_and_output_shape(preset):
     prototxt, out_shape = RELEASED[preset]
     net = load_prototxt(PROTOTXT / prototxt)
     with torch.device("meta"):           # full size, no memory, no arithmetic
-        model = PSPNet.from_caffe(PROTOTXT / prototxt)
+        model = psp_torch.from_caffe(PROTOTXT / prototxt)
         n_values = sum(t.numel() for k, t in model.state_dict().items()
                        if not k.endswith("num_batches_tracked"))
         out = model(torch.empty(net.inputs["data"]))
@@ -135,13 +136,13 @@ def test_released_prototxt_builds_same_size_and_output_shape(preset):
 
 
 def test_released_prototxt_same_parameter_count_as_caffenet():
-    graph = pytest.importorskip("psp_torch.graph")
+    graph = pytest.importorskip("psp_torch.caffe.graph")
     for preset, (prototxt, out_shape) in RELEASED.items():
         cnet = graph.CaffeNet.from_files(PROTOTXT / prototxt)
         n_c = sum(t.numel() for t in cnet.state_dict().values())
         del cnet
         with torch.device("meta"):
-            model = PSPNet.from_caffe(PROTOTXT / prototxt)
+            model = psp_torch.from_caffe(PROTOTXT / prototxt)
             n_p = sum(t.numel() for k, t in model.state_dict().items()
                       if not k.endswith("num_batches_tracked"))
         assert n_c == n_p, preset
@@ -152,7 +153,7 @@ def test_released_prototxt_same_parameter_count_as_caffenet():
 def test_other_sizes_pool_like_caffe_with_the_training_kernels():
     """At a non-crop input PSPNet equals Caffe running the deploy net with the same fixed
     pooling kernels and the Interp sizes of that input (CaffeNet as Caffe's stand-in)."""
-    graph = pytest.importorskip("psp_torch.graph")
+    graph = pytest.importorskip("psp_torch.caffe.graph")
     case = oracle.cases("nets")[1]
     assert case.name == "nets/pspnet101_voc_slim"
     text = case.prototxt.read_text()
@@ -161,7 +162,7 @@ def test_other_sizes_pool_like_caffe_with_the_training_kernels():
     text = text.replace("height: 60", "height: 30").replace("width: 60", "width: 34")
     assert "input_dim: 265" in text and text.count("width: 34") == 4
     cnet = graph.CaffeNet(load_prototxt(text), case.caffemodel).eval()
-    model = PSPNet.from_caffe(case.prototxt, case.caffemodel)
+    model = psp_torch.from_caffe(case.prototxt, case.caffemodel)
     x = torch.from_numpy(case.blobs()["data"][:, :, 100:333, 50:315].copy())
     with torch.no_grad():
         ref = cnet(data=x, outputs=["conv5_3_pool1", "conv5_3_pool6", "conv6_interp"])
@@ -349,7 +350,7 @@ def test_fuse_method_folds_every_bn_and_stays_close():
 
     import psp_torch
 
-    model = psp_torch.PSPNet.from_caffe(
+    model = psp_torch.from_caffe(
         "tests/data/oracle/nets/pspnet50_ade20k_slim/deploy.prototxt",
         "tests/data/oracle/nets/pspnet50_ade20k_slim/weights.caffemodel")
     fused = model.fuse()
@@ -365,7 +366,7 @@ def test_from_caffe_and_from_files_follow_psp_torch_load(tmp_path):
     """One convention for every way to get a model: eval mode and the full meta."""
     from pspnet_caffe.converter.convert import convert
     case = next(c for c in oracle.cases("nets") if c.name == "nets/pspnet101_voc_slim")
-    model = PSPNet.from_caffe(case.prototxt, case.caffemodel)
+    model = psp_torch.from_caffe(case.prototxt, case.caffemodel)
     loaded = psp_torch.load(convert(case.caffemodel, case.prototxt, out=tmp_path / "m.pth",
                                     log=lambda *a: None))
     assert not model.training and not loaded.training

@@ -35,7 +35,8 @@ LAYER = oracle.ORACLE / "layers" / "conv_dilated"
 
 def _env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"),   # tests: standin
+                                         env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"   # progress lines arrive as printed (the Ctrl-C cases wait on them)
     return env
@@ -356,12 +357,13 @@ HANG_SECONDS = 600      # only against a hung child; no test waits on a clock ot
 
 def interrupted_run(target: str, calls: int, script: Path, args, cwd) -> tuple:
     """Run `script` with `target` (MODULE:QUALNAME) paused after its `calls`-th call
-    (bench/paused.py); send SIGINT once the child says it is paused. Returns
+    (tests/faulty.py pause); send SIGINT once the child says it is paused. Returns
     (paused: bool, status, stdout, stderr)."""
     import threading
 
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"), target,
-                             str(calls), str(script), *map(str, args)], cwd=cwd, env=_env(),
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "faulty.py"), target,
+                             str(calls), "pause", "always", str(script), *map(str, args)],
+                            cwd=cwd, env=_env(),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)   # bytes: "\r" redraws stay "\r"
     guard = threading.Timer(HANG_SECONDS, proc.kill)
@@ -420,7 +422,7 @@ def make_ade(root: Path, n: int, seed: int = 0) -> Path:
 
 
 def eval_args(data: Path, out: Path, *extra) -> list:
-    return ["--model", "pspnet_caffe.eval.standin:ade20k", "--dataset", "ade20k", "--data-root", data,
+    return ["--model", "standin:ade20k", "--dataset", "ade20k", "--data-root", data,
             "--split", "val", "--out", out, "--workers", "0", "--crop-size", "33",
             "--base-size", "64", *extra]
 

@@ -8,10 +8,10 @@ from PIL import Image
 
 from pspnet_caffe.eval import Segmenter, protocol_settings
 from pspnet_caffe.eval import run as eval_run
-from pspnet_caffe.eval.datasets import read_png_values
+from psp_torch.datasets import read_png_values
 from pspnet_caffe.eval.protocol import predict, segment_counted
 from psp_torch import datasets
-from psp_torch.presets import MS_SCALES
+from psp_torch.datasets import MS_SCALES
 from test_eval_run import SAMPLES, _tiny_caffe_net
 from test_strips import Local, _image
 

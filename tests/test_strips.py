@@ -9,7 +9,7 @@ from torch import nn
 from pspnet_caffe.eval.protocol import Settings, predict, segment_counted
 from pspnet_caffe.eval.resize import RowsOfResize, imresize
 from pspnet_caffe.eval.strips import label_dtype, segment_in_strips, strip_height, wants_strips
-from psp_torch.presets import MS_SCALES
+from psp_torch.datasets import MS_SCALES
 
 
 class Local(nn.Module):

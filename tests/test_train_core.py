@@ -16,13 +16,15 @@ from torch import nn
 
 import psp_torch
 from conftest import DATA
-from psp_torch.batchnorm2d import BatchNorm2d
-from psp_torch.config import PSPNetConfig, config_from_net, preset_config
+from psp_torch.pspnet_bn import BatchNorm2d
+from psp_torch.caffe.read_config import config_from_net
+from psp_torch.config import PSPNetConfig, preset_config
 from psp_torch.io import save_pspnet
 from psp_torch.preprocess import preprocess
-from psp_torch.presets import BLOCKS, MULTIPLIERS, RECIPES
+from psp_torch import datasets
+from psp_torch.presets import BLOCKS, MULTIPLIERS
 from psp_torch.pspnet import PSPNet
-from pspnet_caffe.train.bn import (AllReduceBatchNorm2d, SyncBatchNorm2d, bn_warning, freeze_bn,
+from pspnet_caffe.train.bn_statistics import (AllReduceBatchNorm2d, SyncBatchNorm2d, bn_warning, freeze_bn,
                                    sync_bn)
 from pspnet_caffe.train.init import (InitError, backbone_key, caffe_init, load_backbone,
                                      model_from_arch, model_from_file)
@@ -186,7 +188,7 @@ def test_loss_is_main_plus_weighted_aux_over_valid_pixels():
     # no aux / weight 0: main only; a given normalizer replaces the count
     t0, _, a0 = deep_supervision_loss({"out": out, "aux": aux}, labels, aux_weight=0.0)
     assert float(t0) == pytest.approx(ce(out), rel=1e-6) and float(a0) == 0.0
-    t1, m1, _ = deep_supervision_loss(out, labels, normalizer=2.0 * n)
+    t1, m1, _ = deep_supervision_loss(out, labels, aux_weight=0.4, normalizer=2.0 * n)
     assert float(m1) == pytest.approx(ce(out) / 2, rel=1e-6)
 
 
@@ -196,11 +198,11 @@ def test_loss_scale_one_eighth_uses_every_8th_label_and_the_stride8_scores():
     from psp_torch.layers.interp import interp
     full = interp(raw, (33, 33))
     labels = torch.randint(0, 3, (1, 33, 33))
-    _, main, _ = deep_supervision_loss({"out": full}, labels, loss_scale=1 / 8)
+    _, main, _ = deep_supervision_loss({"out": full}, labels, aux_weight=0.4, loss_scale=1 / 8)
     direct = F.cross_entropy(raw, labels[:, ::8, ::8])
     assert float(main) == pytest.approx(float(direct), rel=1e-6)
     with pytest.raises(ValueError, match="loss_scale"):
-        deep_supervision_loss({"out": full}, labels, loss_scale=0.3)
+        deep_supervision_loss({"out": full}, labels, aux_weight=0.4, loss_scale=0.3)
 
 
 # --- BN ---------------------------------------------------------------------------------------
@@ -287,7 +289,8 @@ def test_slim_model_learns_the_two_sample_images():
     x, y = _two_images(49)
     opt = make_optimizer(model, "caffe", lr=0.02)
     iters = 20
-    log = [train_step(model, opt, x, y, iteration=it, max_iter=iters, base_lr=0.02)
+    log = [train_step(model, opt, x, y, iteration=it, max_iter=iters, base_lr=0.02,
+                      aux_weight=0.4)
            for it in range(iters)]
     first, last = log[0], log[-1]
     assert all(math.isfinite(r["loss"]) for r in log)
@@ -308,7 +311,8 @@ def test_train_step_is_deterministic_on_cpu():
     def run():
         model = slim_model(seed=7, crop_size=49)
         opt = make_optimizer(model)
-        out = [train_step(model, opt, x, y, iteration=i, max_iter=3, base_lr=0.01)["loss"]
+        out = [train_step(model, opt, x, y, iteration=i, max_iter=3, base_lr=0.01,
+                          aux_weight=0.4)["loss"]
                for i in range(3)]
         return out, model.state_dict()
     (l1, s1), (l2, s2) = run(), run()
@@ -430,15 +434,15 @@ def test_backbone_of_the_wrong_depth_or_layout_is_refused(tmp_path):
 def test_model_from_arch_paper_options():
     # no model is allocated at full size here: configs only, and one slim build per option
     from pspnet_caffe.train.init import arch_config
-    c = arch_config("pspnet269", 21, 473)
+    c = arch_config("pspnet269", 21, 473, aux=True)
     assert c.blocks == BLOCKS[269] and c.depth == 269 and c.ppm_width == 512 and c.aux
-    assert arch_config("pspnet152", 21, 473).depth == 152
-    assert arch_config("pspnet50", 150, 473, bins=(1,)).ppm_width == 2048
-    assert arch_config("pspnet50", 150, 473, aux_weight=0).aux_width == 0
+    assert arch_config("pspnet152", 21, 473, aux=True).depth == 152
+    assert arch_config("pspnet50", 150, 473, aux=True, options={"bins": (1,)}).ppm_width == 2048
+    assert arch_config("pspnet50", 150, 473, aux=False).aux_width == 0
     with pytest.raises(InitError, match="pspnet18"):
-        arch_config("pspnet18", 2, 473)
+        arch_config("pspnet18", 2, 473, aux=True)
     with pytest.raises(InitError, match="bins"):
-        arch_config("pspnet50", 2, 473, bins=(1, 99))
+        arch_config("pspnet50", 2, 473, aux=True, options={"bins": (1, 99)})
 
 
 # --- model variants of the paper's experiments -----------------------------------------------
@@ -507,9 +511,11 @@ def test_released_configs_are_unchanged_by_the_new_fields():
 
 
 def test_recipes_are_the_papers():
-    assert {d: r.iterations for d, r in RECIPES.items()} == {
+    bench = {d: datasets.get(d) for d in datasets.names()}
+    recipes = {d: facts.train for d, facts in bench.items()}
+    assert {d: r.iterations for d, r in recipes.items()} == {
         "ade20k": 150_000, "voc": 30_000, "cityscapes": 90_000}
-    assert {d: (r.rotate, r.blur) for d, r in RECIPES.items()} == {
+    assert {d: (r.rotate, r.blur) for d, r in recipes.items()} == {
         "ade20k": (True, True), "voc": (True, True), "cityscapes": (False, False)}
-    assert {d: r.crop_size for d, r in RECIPES.items()} == {
+    assert {d: facts.crop_size for d, facts in bench.items()} == {
         "ade20k": 473, "voc": 473, "cityscapes": 713}

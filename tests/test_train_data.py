@@ -1,4 +1,4 @@
-"""train/data.py: training splits through eval/datasets.py, the up-front label scan, and a data
+"""train/data.py: training splits of the dataset modules (psp_torch.datasets), the up-front label scan, and a data
 order that depends only on the seed and the iteration (not on the number of processes)."""
 import shutil
 from pathlib import Path
@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pspnet_caffe.eval import datasets as ds
+from psp_torch import datasets as ds
+from psp_torch.datasets import listfile
 from pspnet_caffe.train import augment as A
 from pspnet_caffe.train import data as D
+
+OWN = listfile.DATASET.name          # one's own classes: labels as stored
 
 SAMPLES = Path(__file__).resolve().parent / "data" / "samples"
 
@@ -43,9 +46,9 @@ def _list_dataset(tmp_path, labels):
 
 def test_scan_names_every_bad_file_and_value(tmp_path):
     items = _list_dataset(tmp_path, [np.array([0, 1, 255]), np.array([0, 2, 9, 200])])
-    assert D.scan_labels(items, ds.CUSTOM, 201, progress=False).tolist() == [0, 1, 2, 9, 200, 255]
+    assert D.scan_labels(items, OWN, 201, progress=False).tolist() == [0, 1, 2, 9, 200, 255]
     with pytest.raises(ds.DatasetError) as e:
-        D.scan_labels(items, ds.CUSTOM, 3, progress=False)
+        D.scan_labels(items, OWN, 3, progress=False)
     msg = str(e.value)
     assert "l1.png: [9, 200]" in msg and "l0.png" not in msg and "0..2" in msg
 
@@ -71,9 +74,9 @@ def test_voc_train_aug_layout(tmp_path):
 def test_trainset_items_are_stateless_and_sharded(tmp_path):
     items = _list_dataset(tmp_path, [np.array([0, 1]), np.array([2, 255])])
     aug = A.recipe("paper", 33)
-    one = D.TrainSet(items, ds.CUSTOM, 3, aug, seed=1, batch_size=2, start=3, stop=5)
+    one = D.TrainSet(items, OWN, 3, aug, seed=1, batch_size=2, start=3, stop=5)
     assert len(one) == 4
-    halves = [D.TrainSet(items, ds.CUSTOM, 3, aug, seed=1, batch_size=2, start=3, stop=5,
+    halves = [D.TrainSet(items, OWN, 3, aug, seed=1, batch_size=2, start=3, stop=5,
                          rank=r, world=2) for r in range(2)]
     for k in range(4):
         x, y = one[k]

@@ -7,8 +7,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from psp_torch.batchnorm2d import BatchNorm2d, batch_statistics
-from pspnet_caffe.train.bn import (AllReduceBatchNorm2d, SyncBatchNorm2d, global_statistics,
+from psp_torch.pspnet_bn import BatchNorm2d, batch_statistics
+from pspnet_caffe.train.bn_statistics import (AllReduceBatchNorm2d, SyncBatchNorm2d, global_statistics,
                                    merge_statistics, sync_bn)
 from pspnet_caffe.train.loss import deep_supervision_loss
 
@@ -124,11 +124,11 @@ def test_loss_never_lowers_float64_and_lifts_half_to_float32():
     scores = torch.randn(2, 5, 4, 3, dtype=torch.float64)
     labels = torch.randint(0, 5, (2, 4, 3))
     labels[0, 0] = 255
-    total, main, aux = deep_supervision_loss({"out": scores, "aux": scores}, labels)
+    total, main, aux = deep_supervision_loss({"out": scores, "aux": scores}, labels, aux_weight=0.4)
     assert total.dtype == main.dtype == aux.dtype == torch.float64
     logp = torch.log_softmax(scores, dim=1)
     valid = labels != 255
     want = -logp.gather(1, labels.clamp(max=4)[:, None])[:, 0][valid].sum() / valid.sum()
     assert abs(float(main) - float(want)) <= 1e-15 * float(want)     # float64 all the way
-    t16, m16, _ = deep_supervision_loss({"out": scores.to(torch.bfloat16)}, labels)
+    t16, m16, _ = deep_supervision_loss({"out": scores.to(torch.bfloat16)}, labels, aux_weight=0.4)
     assert m16.dtype == torch.float32

@@ -5,7 +5,7 @@ weights of an uninterrupted run of the same settings (every tensor of model.pth 
 
 Small runs: the slim oracle PSPNet50 (widths / 16) at crop 97 on the two VOC sample images,
 batch 2, 4 iterations, the paper's augmentation with dropout 0.1, checkpoints every 2. Faults
-hit exact points (tests/faulty.py, bench/paused.py) and the tests wait for lines and files;
+hit exact points (tests/faulty.py) and the tests wait for lines and files;
 timeouts only guard against a hang.
 """
 import errno
@@ -271,11 +271,11 @@ def test_elastic_env(monkeypatch, tmp_path):
 # ------------------------------------------------------------------ the command, fault by fault
 
 def test_sigterm_checkpoints_exits_143_then_resume_is_bit_identical(setup, reference, tmp_path):
-    """SIGTERM while iteration 3 runs (the child waits inside it: bench/paused.py): it finishes
+    """SIGTERM while iteration 3 runs (the child waits inside it: tests/faulty.py): it finishes
     the iteration, writes checkpoint.pth at 3, says so in one line, exits 143."""
     out = tmp_path / "term"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"),
-                             "pspnet_caffe.train.step:train_step", "3", str(RUN),
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "faulty.py"),
+                             "pspnet_caffe.train.trainer:train_step", "3", "pause", "always", str(RUN),
                              *_args(setup, out)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=ENV)
@@ -346,7 +346,7 @@ def test_nan_loss_stops_with_the_iteration_and_the_last_good_checkpoint(setup, r
     stops naming 3 and the checkpoint of 2, which is the uninterrupted run's and untouched."""
     out = tmp_path / "nan"
     r = _child([sys.executable, ROOT / "tests" / "faulty.py",
-                "pspnet_caffe.train.step:train_step", "3", "nan", "always", RUN,
+                "pspnet_caffe.train.trainer:train_step", "3", "nan", "always", RUN,
                 *_args(setup, out)])
     assert r.returncode == 1, r.stderr[-3000:]
     lines = _errors(r.stderr)
@@ -365,7 +365,7 @@ def test_nonfinite_weights_write_no_model(setup, tmp_path):
     checkpoint.pth and model.pth from it."""
     out = tmp_path / "w"
     r = _child([sys.executable, ROOT / "tests" / "faulty.py",
-                "pspnet_caffe.train.step:train_step", "1", "nan-after", "always", RUN,
+                "pspnet_caffe.train.trainer:train_step", "1", "nan-after", "always", RUN,
                 *_args(setup, out, "--iters", "1")])
     assert r.returncode == 1, r.stderr[-3000:]
     lines = _errors(r.stderr)
@@ -451,7 +451,7 @@ def test_elastic_restart_after_a_worker_dies(setup, tmp_path):
     r = _child(_torchrun(RUN, *_args(setup, ref)))
     assert r.returncode == 0, r.stderr[-3000:]
     r = _child(_torchrun("--max-restarts=1", ROOT / "tests" / "faulty.py",
-                         "pspnet_caffe.train.step:train_step", "3", "kill",
+                         "pspnet_caffe.train.trainer:train_step", "3", "kill",
                          "RANK=1,TORCHELASTIC_RESTART_COUNT=0", RUN, *_args(setup, out)))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "exitcode: -9" in r.stderr or "Signals.SIGKILL" in r.stderr, r.stderr[-3000:]

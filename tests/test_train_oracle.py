@@ -30,12 +30,12 @@ import torch
 
 from conftest import DATA
 from pspnet_caffe.converter.convert import convert
-from pspnet_caffe.train.bn import freeze_bn
+from pspnet_caffe.train.bn_statistics import freeze_bn
 from pspnet_caffe.train.init import model_from_file
 from pspnet_caffe.train.optim import make_optimizer
 from pspnet_caffe.train.step import train_step
-from psp_torch.names import state_dict_key_to_caffe
-from psp_torch.weights import caffe_blobs
+from psp_torch.caffe.names import state_dict_key_to_caffe
+from psp_torch.caffe.weights import caffe_blobs
 
 TRAIN = DATA / "oracle" / "train"
 CASES = ("bn_train", "bn_frozen")
@@ -88,7 +88,7 @@ def run(request, tmp_path_factory):
     folder = TRAIN / case
     pth = convert(folder / "init.caffemodel", out=tmp_path_factory.mktemp(case) / "init.pth",
                   log=lambda *a: None)
-    model, _ = model_from_file(pth, dropout=0.0)
+    model, _ = model_from_file(pth, options={"dropout": 0.0})
     assert model.config.aux and model.config.dropout == 0.0
     frozen = case == "bn_frozen"
     if frozen:

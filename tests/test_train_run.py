@@ -15,7 +15,7 @@ from PIL import Image
 
 import psp_torch
 from pspnet_caffe.converter.convert import convert
-from pspnet_caffe.eval import datasets as ds
+from psp_torch import datasets as ds
 from pspnet_caffe.eval import run as eval_run
 from pspnet_caffe.train import run as train_run
 
@@ -49,8 +49,8 @@ def custom(tmp_path_factory):
     root = tmp_path_factory.mktemp("custom")
     lines = []
     for img in sorted((SAMPLES / "VOC2012" / "JPEGImages").glob("*.jpg")):
-        voc = ds.read_label(SAMPLES / "VOC2012" / "SegmentationClass" / f"{img.stem}.png",
-                            "voc", 21)
+        voc = ds.get("voc").read_label(
+            SAMPLES / "VOC2012" / "SegmentationClass" / f"{img.stem}.png", 21)
         lab = np.where(voc == 255, 255, np.where(voc == 0, 0, np.where(voc == 15, 1, 2)))
         (root / "images").mkdir(exist_ok=True)
         (root / "labels").mkdir(exist_ok=True)
@@ -167,7 +167,7 @@ def test_finetune_to_new_classes_then_eval_list(custom, slim, tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "person" in text and "object" in text and "NO REFERENCE" in text
-    assert len(list((ev / "labels").glob("*.png"))) == 2
+    assert len(list((ev / "labels" / "images").glob("*.png"))) == 2    # as the list names them
     # the model file goes back to Caffe as it is
     from pspnet_caffe.converter.export import export
     proto, weights = export(out / "model.pth", tmp_path / "caffe", log=lambda *a: None)
@@ -190,7 +190,7 @@ def test_amp_and_channels_last_run_on_cpu(custom, slim, tmp_path):
      "--list needs --iters"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc"], "exactly one of --init"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc", "--init", "a", "--bins", "1"],
-     "go with --arch"),
+     "--bins: only with --arch"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc", "--arch", "pspnet50",
       "--loss-scale", "2"], "must be in (0, 1]"),
     (["--data-root", "x", "--out", "o", "--dataset", "voc", "--arch", "pspnet50",
@@ -208,13 +208,13 @@ def test_usage_errors_exit_2(argv, message, capsys):
 
 
 def test_ctrl_c_stops_cleanly_after_a_checkpoint(custom, slim, tmp_path):
-    """SIGINT during iteration 2 (the child waits there: bench/paused.py): the iteration is
+    """SIGINT during iteration 2 (the child waits there: tests/faulty.py): the iteration is
     finished, checkpoint.pth written at iteration 2, status 130; --resume then finishes."""
     out = tmp_path / "int"
     args = [str(a) for a in _args(custom, slim, out, "--iters", "4", "--augment", "none",
                                   "--save-every", "1000")]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "paused.py"),
-                             "pspnet_caffe.train.step:train_step", "2",
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "faulty.py"),
+                             "pspnet_caffe.train.trainer:train_step", "2", "pause", "always",
                              str(ROOT / "train" / "run.py"), *args],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -19,7 +19,7 @@ from conftest import DATA
 from pspnet_caffe.converter.convert import convert
 from pspnet_caffe.train import run as train_run
 from psp_torch.config import PSPNetConfig
-from psp_torch.weights import caffe_blobs
+from psp_torch.caffe.weights import caffe_blobs
 from test_train_oracle import K, _noise, _profile, _report
 
 TRAIN = DATA / "oracle" / "train"

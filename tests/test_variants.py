@@ -11,7 +11,7 @@ Caffe half of "every configuration exports" (the ONNX half is tests/test_onnx.py
   a small multiple of the eager float32 forward's own deviation from it (measured: 0.9x
   to 1.3x of it on these nets; the bound is 4x). A wrong layer is far outside it: the
   MAX-pooled variant written with AVE pooling is checked to fail it.
-* convert.py on the written files, and PSPNet.from_caffe, give back the same config
+* convert.py on the written files, and psp_torch.from_caffe, give back the same config
   (`PSPNetConfig.canonical`: Caffe keeps no width a net does not use) and the same
   state_dict, bit for bit.
 * A config the Caffe layout cannot express is refused with one line before anything is
@@ -105,7 +105,7 @@ def test_exported_files_convert_back_to_the_same_model(name, exported, tmp_path)
     back = [psp_torch.load(convert(caffemodel, proto, out=tmp_path / "with_proto.pth",
                                    log=_quiet)),
             psp_torch.load(convert(caffemodel, out=tmp_path / "weights_only.pth", log=_quiet)),
-            psp_torch.PSPNet.from_caffe(proto, caffemodel)]
+            psp_torch.from_caffe(proto, caffemodel)]
     for again in back:
         assert again.config == want, name
         got = again.state_dict()

@@ -7,7 +7,7 @@ import pytest
 import hostile
 from pspnet_caffe.eval import Segmenter
 from pspnet_caffe.eval import run as eval_run
-from pspnet_caffe.eval.datasets import read_png_values
+from psp_torch.datasets import read_png_values
 from pspnet_caffe.eval.video import frames, open_video
 from test_eval_run import _tiny_caffe_net
 

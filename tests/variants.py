@@ -7,10 +7,9 @@ path's test then covers it. Widths are the oracle's slim PSPNet50 (every width
 """
 from __future__ import annotations
 
-import torch
-
 from psp_torch.config import PSPNetConfig
 from psp_torch.pspnet import PSPNet
+from pspnet_caffe.converter.synthetic import random_pspnet
 
 SLIM = dict(num_classes=150, blocks=(3, 4, 6, 3), stem_widths=(4, 4, 8),
             mid_widths=(4, 8, 16, 32), out_widths=(16, 32, 64, 128), ppm_width=32,
@@ -26,6 +25,7 @@ VARIANTS = {
     "bin1": {"bins": (1,)},                               # --bins 1
     "no_pyramid": {"bins": ()},                           # --bins none (dilated FCN)
     "no_pyramid_aux": {"bins": (), "aux_width": 16},
+    "aux_on_stage3": {"aux_width": 16, "aux_after": "conv3"},  # the aux head moved: a config value
     "stride_on_3x3_depth101": {"blocks": (3, 4, 23, 3), "stride_on_reduce": False},
 }
 
@@ -39,12 +39,6 @@ def variant_config(name: str) -> PSPNetConfig:
 
 def calibrated_model(name: str = "release") -> PSPNet:
     """The variant in eval mode, random weights (seed 0) and BN statistics that do not cancel
-    out (a BN with mean 0 and variance 1 would hide a wrong statistic)."""
-    torch.manual_seed(0)
-    model = PSPNet(variant_config(name))
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 1.5 + 0.5)
-    return model.eval()
+    out (a BN with mean 0 and variance 1 would hide a wrong statistic): converter/synthetic.py's
+    `random_pspnet` with BN mean and variance drawn, scale and shift left at 1 and 0."""
+    return random_pspnet(variant_config(name), seed=0, bn="statistics")

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from psp_torch.io import atomic_write
+from caffe_proto.printable import printable
+from psp_torch.io import atomic_write, torch_complaint
 
 FORMAT = "pspnet-train-checkpoint/1"
 NAME = "checkpoint.pth"
@@ -99,12 +100,71 @@ def load(path) -> dict:
         raise ResumeError(f"{path}: not a readable checkpoint ({damage})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ResumeError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0]})") \
+    except Exception as exc:                # RecursionError included
+        raise ResumeError(f"{path}: not a readable checkpoint ({torch_complaint(exc)})") \
             from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ResumeError(f"{path}: not a checkpoint of train/run.py (format {FORMAT!r})")
+    check_fields(ckpt, path)
     return ckpt
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _tensors(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor)
+                                       for k, t in v.items())
+
+
+def _byte_tensors(v) -> bool:
+    return isinstance(v, (list, tuple)) and all(
+        isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1 for t in v)
+
+
+def _rng(v) -> bool:
+    return (isinstance(v, dict) and _int(v.get("world")) and v["world"] >= 1
+            and _byte_tensors(v.get("torch")) and len(v["torch"]) == v["world"]
+            and (v.get("cuda") is None or _byte_tensors(v["cuda"])))
+
+
+def _val(v) -> bool:
+    return isinstance(v, (list, tuple)) and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and _int(p[0])
+        and isinstance(p[1], (int, float)) and not isinstance(p[1], bool) for p in v)
+
+
+# every field a resume reads, and what it must hold (the module doc's layout)
+FIELDS = {
+    "iteration": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "model": (_tensors, "a state_dict (names -> tensors)"),
+    "optimizer": (lambda v: isinstance(v, dict) and isinstance(v.get("state"), dict)
+                  and isinstance(v.get("param_groups"), list), "an optimizer state_dict"),
+    "scaler": (lambda v: v is None or isinstance(v, dict), "a GradScaler state_dict or None"),
+    "rng": (_rng, "{torch: [uint8 tensor per process], cuda, world}"),
+    "recipe": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v)
+               and _int(v.get("iters")), "the run's settings (with iters)"),
+    "init_hash": (lambda v: isinstance(v, str), "a sha256 string"),
+    "val": (_val, "a list of [iteration, mIoU]"),
+    "best_miou": (lambda v: v is None or (isinstance(v, (int, float))
+                                          and not isinstance(v, bool)), "a number or None"),
+}
+
+
+def check_fields(ckpt: dict, path) -> None:
+    """Every field a resume reads is there and of its type, and the iteration is within the
+    run's own --iters; ResumeError naming the file and the first field that is not."""
+    for name, (ok, what) in FIELDS.items():
+        if name not in ckpt:
+            raise ResumeError(f"{path}: not a complete checkpoint: it has no field {name!r}")
+        if not ok(ckpt[name]):
+            raise ResumeError(f"{path}: field {name!r} is {type(ckpt[name]).__name__} "
+                              f"{printable(repr(ckpt[name]), 40)}, not {what}")
+    if ckpt["iteration"] > ckpt["recipe"]["iters"]:
+        raise ResumeError(f"{path}: iteration {ckpt['iteration']} is past the run's own "
+                          f"--iters {ckpt['recipe']['iters']}: no run writes that; not a "
+                          f"checkpoint to resume")
 
 
 class Rotation:
@@ -161,12 +221,15 @@ class Rotation:
 def check_same_run(path, ckpt: dict, recipe: dict, init_hash: str) -> None:
     """Refuse a resume whose settings or initial model differ, naming them."""
     old = ckpt["recipe"]
-    changed = [f"--{k.replace('_', '-')} {old.get(k)!r} -> {recipe.get(k)!r}"
+    changed = [f"--{printable(k.replace('_', '-'), 60)} {printable(repr(old.get(k)), 80)} -> "
+               f"{recipe.get(k)!r}"
                for k in sorted(set(old) | set(recipe)) if old.get(k) != recipe.get(k)]
     if changed:
+        more = f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
         raise ResumeError(f"{path}: the checkpoint was written with other settings; refusing "
-                          f"to resume with changed " + ", ".join(changed))
+                          f"to resume with changed " + ", ".join(changed[:5]) + more)
     if ckpt["init_hash"] != init_hash:
         raise ResumeError(f"{path}: the initial model differs from the checkpoint's (weights "
-                          f"hash {init_hash[:12]} vs {ckpt['init_hash'][:12]}: another --init "
+                          f"hash {init_hash[:12]} vs {printable(ckpt['init_hash'][:12])}: "
+                          f"another --init "
                           f"file or --init-backbone); refusing to resume")

@@ -2,30 +2,24 @@
 the dataset's preset (`from_args`), never changed in place.
 
 The resume identity (`identity`) is derived from it: every field, except those declared with
-`exempt(why)` (output folder, logging and checkpoint cadence, --stop-after, --resume itself,
-the device, ...). A new field is therefore part of the identity, and a resume with another
-value is refused naming it, unless whoever adds it says why it cannot change the numbers.
+`exempt(why)` (`psp_torch.identity`: output folder, logging and checkpoint cadence,
+--stop-after, --resume itself, the device, ...), and every network option it sets. A new field
+is therefore part of the identity, and a resume with another value is refused naming it,
+unless whoever adds it says why it cannot change the numbers.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from psp_torch.config import PSPNetConfig
-from psp_torch.presets import BY_DATASET
-from pspnet_caffe.eval import datasets as ds
-from pspnet_caffe.eval.record import identity_fields
+from psp_torch import cli
+from psp_torch import limits as L
+from psp_torch.config import option_defaults, options
+from psp_torch.datasets import listfile
+from psp_torch.identity import IDENTITY, exempt, identity_fields
+from psp_torch.limits import Limits
 from . import data as D
-
-RELEASE = {f.name: f.default for f in dataclasses.fields(PSPNetConfig)}   # bins, pool, ...
-NOT_IN_IDENTITY = "not_in_identity"     # field metadata: why the field cannot change the numbers
-
-
-def exempt(why: str):
-    """A config field kept out of the resume identity: `why` says why it cannot change the
-    numbers (the trained weights, the log's losses)."""
-    return field(metadata={NOT_IN_IDENTITY: why})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,14 +37,14 @@ class TrainConfig:
     val: bool = exempt("validation reads the model and never changes it")
     val_list: Path | None = exempt("validation reads the model and never changes it")
     val_every: int = exempt("validation reads the model and never changes it")
+    max_pixels: int = exempt("a budget on the files read: a run within it reads every pixel")
     # model
     init: Path | None
     arch: str | None
     init_backbone: Path | None
-    bins: tuple | None               # with arch (the release's unless given)
-    pool: str | None                 # with arch (the release's unless given)
-    reduction: bool
-    dropout: float
+    network: dict                    # network options (PSPNetConfig fields declared with
+                                     # `option`): with arch every one (the release's unless
+                                     # given), with init those given
     # recipe
     iters: int
     batch_size: int
@@ -75,11 +69,14 @@ class TrainConfig:
                          "order aside)")
     channels_last: bool = exempt("a memory layout (same function; float summation order aside)")
     progress: bool = exempt("a progress bar")
+    tensorboard: Path | None = exempt("TensorBoard events: a copy of the log")
+    model_limits: Limits = exempt("limits only refuse a file; one within them reads the same",
+                                  default=L.DEFAULT)
 
     @property
     def convention(self) -> str:
         """The label convention: the benchmark's, or one's own (labels as stored)."""
-        return self.dataset or ds.CUSTOM
+        return self.dataset or listfile.DATASET.name
 
     @property
     def validating(self) -> bool:
@@ -96,14 +93,16 @@ class TrainConfig:
 
 def identity(config: TrainConfig) -> dict:
     """The settings a resumed run must have unchanged: every field not `exempt`, as JSON values
-    (paths absolute)."""
-    return identity_fields(config, tuple(f.name for f in dataclasses.fields(config)
-                                         if NOT_IN_IDENTITY in f.metadata))
+    (paths absolute), the network options among them by their own names (their flags)."""
+    fields = identity_fields(config, IDENTITY)
+    network = fields.pop("network")
+    return {**fields, **network}
 
 
 def from_args(args) -> TrainConfig:
     """The config of parsed arguments (train/run.py's parser): every default of the dataset's
-    recipe (`data.training_facts`, from `psp_torch.presets`) filled in, here and nowhere else."""
+    recipe (`data.training_facts`, from `psp_torch.datasets`) and the network options given
+    (the release's for --arch) filled in, here and nowhere else."""
     facts = D.training_facts(args.dataset)
 
     def preset(name):
@@ -114,23 +113,23 @@ def from_args(args) -> TrainConfig:
         return None if value is None else Path(value)
 
     num_classes = args.num_classes if args.num_classes is not None \
-        else BY_DATASET[args.dataset].num_classes
+        else D.dataset_facts(args.dataset).num_classes
     # crop: given, else the dataset's preset; for --init on one's own data the model's own
     crop = args.crop_size or (facts["crop_size"] if args.arch or args.dataset else None)
     return TrainConfig(
         data_root=Path(args.data_root), dataset=args.dataset, list=path(args.list),
         num_classes=num_classes, class_names=path(args.class_names), augment=args.augment,
         rotate=facts["rotate"], blur=facts["blur"], workers=args.workers, val=args.val,
-        val_list=path(args.val_list), val_every=args.val_every,
+        val_list=path(args.val_list), val_every=args.val_every, max_pixels=args.max_pixels,
         init=path(args.init), arch=args.arch, init_backbone=path(args.init_backbone),
-        bins=(tuple(args.bins) if args.bins is not None else RELEASE["bins"]) if args.arch
-        else None,
-        pool=(args.pool or RELEASE["pool"]) if args.arch else None, reduction=not args.no_reduction,
-        dropout=preset("dropout"), iters=preset("iters"), batch_size=preset("batch_size"),
+        network={**(option_defaults() if args.arch else {}),
+                 **cli.given_options(args, options())},
+        iters=preset("iters"), batch_size=preset("batch_size"),
         crop_size=crop, lr=preset("lr"), momentum=preset("momentum"),
         weight_decay=preset("weight_decay"), aux_weight=preset("aux_weight"),
         loss_scale=args.loss_scale, sgd=args.sgd, freeze_bn=args.freeze_bn, seed=args.seed,
         amp=args.amp, tf32=args.tf32, out=Path(args.out), save_every=args.save_every,
         checkpoint_minutes=args.checkpoint_minutes,
         resume=args.resume, stop_after=args.stop_after, device=args.device,
-        channels_last=args.channels_last, progress=not args.no_progress)
+        channels_last=args.channels_last, progress=not args.no_progress,
+        tensorboard=path(args.tensorboard), model_limits=L.from_args(args))

@@ -1,8 +1,8 @@
 """Training data: the benchmarks' training splits or one's own list file, checked up front, and
 a data order that depends only on the seed and the iteration.
 
-- Files, label conventions and recipes are the dataset modules' (`psp_torch.datasets`, read
-  through `pspnet_caffe.eval.datasets`): each benchmark's training split (ADE20K
+- Files, label conventions and recipes are the dataset modules' (`psp_torch.datasets`): each
+  benchmark's training split (ADE20K
   ``training``, VOC ``train_aug``, Cityscapes ``train``); any dataset as a list file
   (``image label`` per line relative to the data root) with the ``custom`` convention
   (labels stored as 0..N-1, 255 = ignored) or a benchmark's.
@@ -23,28 +23,27 @@ import torch
 from tqdm import tqdm
 
 from psp_torch import datasets
-from psp_torch.datasets import listfile
-from psp_torch.presets import DROPOUT
-from pspnet_caffe.eval import datasets as ds
+from psp_torch.datasets import DatasetError, Sample, listfile
 from . import augment as A
 
 
 def dataset_facts(dataset: str | None) -> datasets.Dataset:
     """The dataset whose recipe and class facts a run uses: a benchmark by name, one's own
     (None / custom) otherwise."""
-    return datasets.get(dataset if dataset in ds.DATASETS else ds.CUSTOM)
+    return datasets.get(dataset) if dataset is not None else listfile.DATASET
 
 
 def training_facts(dataset: str | None) -> dict:
     """The per-dataset training facts (crop, iterations, rotation and blur, batch, lr, aux
     weight, momentum, weight decay; the augmentation's ranges in ``recipe``), read from the
-    dataset's `TrainRecipe` (psp_torch.datasets), and the release's dropout. One's own dataset
-    (None / custom): the paper's recipe with rotation and blur, crop 473, no iteration count
-    (the user gives --iters)."""
-    r = dataset_facts(dataset).train
-    return {"crop_size": r.crop_size, "iters": r.iterations, "rotate": r.rotate,
+    dataset (`psp_torch.datasets`: its crop and `TrainRecipe`). One's own dataset (None):
+    the paper's recipe with rotation and blur, crop 473, no iteration count (the user gives
+    --iters)."""
+    facts = dataset_facts(dataset)
+    r = facts.train
+    return {"crop_size": facts.crop_size, "iters": r.iterations, "rotate": r.rotate,
             "blur": r.blur, "batch_size": r.batch_size, "lr": r.base_lr,
-            "aux_weight": r.aux_weight, "dropout": DROPOUT, "momentum": r.momentum,
+            "aux_weight": r.aux_weight, "momentum": r.momentum,
             "weight_decay": r.weight_decay, "recipe": r}
 
 
@@ -57,7 +56,7 @@ def class_facts(dataset: str | None, num_classes: int, class_names=None) -> dict
     if facts.benchmark and facts.num_classes == num_classes:
         return {"dataset": facts.name, "class_names": list(facts.classes),
                 "palette": facts.palette.tolist(), "base_size": facts.eval.base_size}
-    own = datasets.get(ds.CUSTOM)
+    own = listfile.DATASET
     names = read_class_names(class_names, num_classes) if class_names \
         else listfile.default_class_names(num_classes)
     return {"dataset": None, "class_names": names,
@@ -65,54 +64,57 @@ def class_facts(dataset: str | None, num_classes: int, class_names=None) -> dict
             "base_size": own.eval.base_size}
 
 
-def training_samples(dataset: str | None, root, list_file=None) -> list[ds.Sample]:
+def training_samples(dataset: str | None, root, list_file=None) -> list[Sample]:
     """The training split of a benchmark, or the samples of a list file (each with a label)."""
     if list_file is not None:
-        items = ds.list_samples(root, list_file)
+        items = listfile.read_list(root, list_file)
         unlabelled = [str(s.image) for s in items if s.label is None]
         if unlabelled:
-            raise ds.DatasetError(f"{list_file}: {len(unlabelled)} line(s) without a label "
+            raise DatasetError(f"{list_file}: {len(unlabelled)} line(s) without a label "
                                   f"(training needs 'image label'), first: {unlabelled[0]}")
     else:
-        items = ds.samples(dataset, root, datasets.get(dataset).train_split)
+        facts = datasets.get(dataset)
+        items = facts.samples(root, facts.train_split)
     if not items:
-        raise ds.DatasetError(f"{list_file or root}: no training samples")
+        raise DatasetError(f"{list_file or root}: no training samples")
     return items
 
 
-def val_samples(dataset: str | None, root, list_file=None) -> list[ds.Sample]:
+def val_samples(dataset: str | None, root, list_file=None) -> list[Sample]:
     if list_file is not None:
-        return ds.list_samples(root, list_file)
-    return ds.samples(dataset, root, "val")
+        return listfile.read_list(root, list_file)
+    return datasets.get(dataset).samples(root, "val")
 
 
 read_class_names = listfile.read_class_names    # one reader for train and eval
 
 
-def _label_values(sample: ds.Sample, convention: str) -> np.ndarray:
-    lab = ds.decode_label(ds.read_png_values(sample.label), convention, sample.label)
+def _label_values(sample: Sample, convention: str, max_pixels: int | None) -> np.ndarray:
+    lab = datasets.get(convention).decode_label(
+        datasets.read_png_values(sample.label, max_pixels), sample.label)
     return np.unique(lab)
 
 
 def scan_labels(items, convention: str, num_classes: int, *, workers: int = 4,
-                progress: bool = True) -> np.ndarray:
+                progress: bool = True, max_pixels: int | None = datasets.MAX_PIXELS) -> np.ndarray:
     """Read every label; raise `DatasetError` naming the files with values outside 0..N-1 and
-    255 (after the dataset's convention). Returns the sorted values seen."""
-    missing = ds.missing_files(items)
+    255 (after the dataset's convention), or above `max_pixels`. Returns the sorted values
+    seen."""
+    missing = datasets.missing_files(items)
     if missing:
-        raise ds.DatasetError(f"{len(missing)} training file(s) missing or unreadable, first: "
+        raise DatasetError(f"{len(missing)} training file(s) missing or unreadable, first: "
                               f"{missing[0]}")
     bad, seen = [], set()
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        values = pool.map(lambda s: _label_values(s, convention), items)
+        values = pool.map(lambda s: _label_values(s, convention, max_pixels), items)
         for s, v in tqdm(zip(items, values), total=len(items), unit="label",
                          desc="checking labels", disable=not progress, leave=False):
             seen.update(v.tolist())
-            out = v[(v >= num_classes) & (v != ds.IGNORE)]
+            out = v[(v >= num_classes) & (v != datasets.IGNORE)]
             if out.size:
                 bad.append(f"{s.label}: {out.tolist()[:10]}")
     if bad:
-        raise ds.DatasetError(
+        raise DatasetError(
             f"label values outside 0..{num_classes - 1} and 255 (after the {convention} "
             f"convention) in {len(bad)} file(s): " + "; ".join(bad[:5])
             + (f"; ... and {len(bad) - 5} more" if len(bad) > 5 else ""))
@@ -142,13 +144,15 @@ def rank_positions(iteration: int, batch_size: int, rank: int = 0, world: int = 
 
 class TrainSet(torch.utils.data.Dataset):
     """Item k = the k-th sample this rank loads from iteration ``start`` on: (network input
-    3xSxS float32, label SxS int64). Stateless: a worker can produce any item."""
+    3xSxS float32, label SxS int64). Stateless: a worker can produce any item. Images and
+    labels above `max_pixels` are refused before they are decoded."""
 
     def __init__(self, items, convention: str, num_classes: int, aug: A.Augment, *, seed: int,
-                 batch_size: int, start: int, stop: int, rank: int = 0, world: int = 1):
+                 batch_size: int, start: int, stop: int, rank: int = 0, world: int = 1,
+                 max_pixels: int | None = datasets.MAX_PIXELS):
         self.items, self.convention, self.num_classes, self.aug = items, convention, num_classes, aug
         self.seed, self.batch_size, self.start, self.stop = seed, batch_size, start, stop
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.max_pixels = rank, world, max_pixels
         self.local = batch_size // world
         self._orders: dict[int, np.ndarray] = {}
 
@@ -168,10 +172,10 @@ class TrainSet(torch.utils.data.Dataset):
     def __getitem__(self, k):
         pos = self.position(k)
         s = self.items[self._index(pos)]
-        img = ds.read_image(s.image)
-        lab = ds.read_label(s.label, self.convention, self.num_classes)
+        img = datasets.read_image(s.image, self.max_pixels)
+        lab = datasets.get(self.convention).read_label(s.label, self.num_classes, self.max_pixels)
         if lab.shape != img.shape[:2]:
-            raise ds.DatasetError(f"{s.label}: label is {lab.shape[0]}x{lab.shape[1]} (rows x "
+            raise DatasetError(f"{s.label}: label is {lab.shape[0]}x{lab.shape[1]} (rows x "
                                   f"cols), its image {s.image} is {img.shape[0]}x{img.shape[1]}")
         img, lab = A.apply(self.aug, img, lab, A.sample_rng(self.seed, pos))
         return (torch.from_numpy(A.network_input(img, self.aug.mean_rgb)),

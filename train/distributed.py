@@ -3,7 +3,7 @@
 - The process group, rank/world and the all-reduce helpers are `psp_torch.runtime`'s (shared
   with eval/run.py); re-exported here.
 - Each process takes B/K images of every global batch (`data.rank_positions`); BN statistics
-  are those of the global batch (`pspnet_caffe.train.bn.sync_bn`) unless BN is frozen.
+  are those of the global batch (`pspnet_caffe.train.bn_statistics.sync_bn`) unless BN is frozen.
 - The loss of each process is its sum of per-pixel losses divided by G/K, G = valid pixels of
   the global batch (all-reduced): DDP averages the K gradients, so the update is that of
   sum / G over the global batch, as one process with B images computes.

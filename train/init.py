@@ -20,6 +20,7 @@ function (exactly away from the zero-padded border).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,12 +29,13 @@ from torch import nn
 from psp_torch.config import PSPNetConfig
 from psp_torch.io import ModelFileError, read
 from psp_torch.metadata import generic_meta
-from psp_torch.presets import BLOCKS, DROPOUT, MEAN_RGB
-from psp_torch.pspnet import PSPNet
+from psp_torch.presets import BLOCKS, MEAN_RGB
+from psp_torch.pspnet import AuxHead, PSPNet
 
 ARCHS = {f"pspnet{d}": d for d in BLOCKS}
-AUX_WIDTH = 256                       # conv4_24 of the release (stage-4 width / 4)
-CLASSIFIERS = {"classifier": "conv6", "aux.classifier": "conv6_1"}
+AUX_WIDTH = 256                       # conv4_24 of the release (a quarter of its input, 1024)
+# the classifiers a change of classes re-initialises: module -> its Caffe name
+CLASSIFIERS = {"classifier": PSPNet.CLASSIFIER, "aux.classifier": AuxHead.CLASSIFIER}
 # The ImageNet normalisation of semseg's initmodel backbones (RGB, 0..255 scale).
 BACKBONE_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 BACKBONE_STD_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -60,9 +62,9 @@ def caffe_init(module: nn.Module) -> None:
 
 # --- from a model file -----------------------------------------------------------------------
 
-def _read_pspnet(path) -> dict:
+def _read_pspnet(path, limits=None) -> dict:
     try:
-        payload = read(path)
+        payload = read(path, limits=limits)
     except FileNotFoundError:
         raise InitError(f"{path}: no such file") from None
     except ModelFileError as exc:
@@ -74,26 +76,25 @@ def _read_pspnet(path) -> dict:
 
 
 def model_from_file(path, num_classes: int | None = None, *, aux: bool | None = None,
-                    dropout: float | None = None) -> tuple[PSPNet, list[str]]:
+                    options: dict | None = None, limits=None) -> tuple[PSPNet, list[str]]:
     """(model in train mode, report lines) from a project .pth.
 
     `num_classes` other than the file's: conv6 and conv6_1 are re-initialised. `aux`
     True adds a fresh aux head when the file has none, False drops it; None keeps the file's.
-    `dropout` overrides the file's dropout ratio.
+    `options`: network options (`psp_torch.config.options`) that override the file's (those
+    that change no weight's shape, e.g. dropout).
     """
-    payload = _read_pspnet(path)
+    payload = _read_pspnet(path, limits)          # every size checked (psp_torch.limits)
     config = PSPNetConfig.from_dict(payload["config"])
     state = dict(payload["state_dict"])
     meta = dict(payload.get("meta") or {})
     report = [f"init: {path}: {config.depth}-layer PSPNet, {config.num_classes} classes, "
               f"crop {config.crop_size}, aux head {'yes' if config.aux else 'no'}"]
-    changes = {}
-    if dropout is not None and dropout != config.dropout:
-        changes["dropout"] = dropout
+    changes = {k: v for k, v in (options or {}).items() if getattr(config, k) != v}
     if aux is True and not config.aux:
-        changes["aux_width"] = AUX_WIDTH * config.out_widths[2] // 1024 or 1
-        report.append(f"aux head (conv4_24, conv6_1) not in the file: initialised at random "
-                      f"(width {changes['aux_width']})")
+        changes["aux_width"] = AUX_WIDTH * config.aux_input_width // 1024 or 1
+        report.append(f"aux head ({AuxHead.NAME}, {AuxHead.CLASSIFIER}) not in the file: "
+                      f"initialised at random (width {changes['aux_width']})")
     elif aux is False and config.aux:
         changes["aux_width"] = 0
         state = {k: v for k, v in state.items() if not k.startswith("aux.")}
@@ -103,7 +104,10 @@ def model_from_file(path, num_classes: int | None = None, *, aux: bool | None = 
             raise InitError(f"--num-classes must be >= 1, not {num_classes}")
         changes["num_classes"] = num_classes
     if changes:
-        config = PSPNetConfig.from_dict({**config.to_dict(), **changes})
+        try:
+            config = replace(config, **changes)
+        except ValueError as exc:
+            raise InitError(f"{path}: {exc}") from None
     model = PSPNet(config, meta)
     caffe_init(model)
     if "num_classes" in changes:
@@ -128,35 +132,32 @@ def model_from_file(path, num_classes: int | None = None, *, aux: bool | None = 
 
 # --- from an architecture --------------------------------------------------------------------
 
-def arch_config(arch: str, num_classes: int, crop_size: int, *, bins=(1, 2, 3, 6),
-                pool: str = "ave", reduction: bool = True, aux_weight: float = 0.4,
-                dropout: float = DROPOUT) -> PSPNetConfig:
-    """The config of `arch` with the paper's options (pyramid width 2048 / len(bins) with DR)."""
+def arch_config(arch: str, num_classes: int, crop_size: int, *, aux: bool,
+                options: dict | None = None) -> PSPNetConfig:
+    """The config of `arch` with the network options given (`psp_torch.config.options`; the
+    release's otherwise) and the paper's pyramid width: 2048 / len(bins) with DR."""
     if arch not in ARCHS:
         raise InitError(f"unknown --arch {arch!r}; one of {', '.join(ARCHS)}")
-    bins = tuple(int(b) for b in bins)
-    base = PSPNetConfig(num_classes=num_classes)
-    ppm_width = base.out_widths[3] // len(bins) if bins else base.ppm_width
     try:
-        return PSPNetConfig(num_classes=num_classes, blocks=BLOCKS[ARCHS[arch]],
-                            crop_size=crop_size, bins=bins, pool=pool, reduction=reduction,
-                            ppm_width=ppm_width, aux_width=AUX_WIDTH if aux_weight > 0 else 0,
-                            dropout=dropout)
+        config = PSPNetConfig(num_classes=num_classes, blocks=BLOCKS[ARCHS[arch]],
+                              crop_size=crop_size, aux_width=AUX_WIDTH if aux else 0,
+                              **(options or {}))
     except ValueError as exc:
         raise InitError(str(exc)) from None
+    if not config.bins:
+        return config
+    return replace(config, ppm_width=config.out_widths[3] // len(config.bins))
 
 
-def model_from_arch(arch: str, num_classes: int, crop_size: int, *, bins=(1, 2, 3, 6),
-                    pool: str = "ave", reduction: bool = True, aux_weight: float = 0.4,
-                    dropout: float = DROPOUT, backbone=None) -> tuple[PSPNet, list[str]]:
+def model_from_arch(arch: str, num_classes: int, crop_size: int, *, aux: bool,
+                    options: dict | None = None, backbone=None) -> tuple[PSPNet, list[str]]:
     """(model in train mode, report) of `arch`; `backbone` an initmodel-layout .pth or None."""
-    config = arch_config(arch, num_classes, crop_size, bins=bins, pool=pool,
-                         reduction=reduction, aux_weight=aux_weight, dropout=dropout)
+    config = arch_config(arch, num_classes, crop_size, aux=aux, options=options)
     model = PSPNet(config, generic_meta(arch, num_classes, crop_size))
     caffe_init(model)
     report = [f"{arch}: {config.depth}-layer dilated ResNet, bins {list(config.bins) or 'none'}"
-              f", {pool} pooling, {'with' if reduction else 'without'} dimension reduction, "
-              f"aux head {'yes' if config.aux else 'no'}; random init (msra)"]
+              f", {config.pool} pooling, {'with' if config.reduction else 'without'} dimension "
+              f"reduction, aux head {'yes' if config.aux else 'no'}; random init (msra)"]
     if backbone is not None:
         report += load_backbone(model, backbone)
     return model.train(), report

@@ -32,7 +32,7 @@ def head_loss(scores: torch.Tensor, labels: torch.Tensor, ignore_label: int = 25
     return total, (labels != ignore_label).sum()
 
 
-def deep_supervision_loss(outputs: dict, labels: torch.Tensor, *, aux_weight: float = 0.4,
+def deep_supervision_loss(outputs: dict, labels: torch.Tensor, *, aux_weight: float,
                           ignore_label: int = 255, loss_scale: float = 1.0,
                           normalizer: float | None = None):
     """(total, main, aux) tensors; aux is 0 when `outputs` has no "aux" or aux_weight is 0.

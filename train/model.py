@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from psp_torch.datasets import listfile
 from psp_torch.presets import MEAN_RGB
 from psp_torch.pspnet import PSPNet
-from pspnet_caffe.eval import datasets as ds
 from . import data as D
 from . import init as I
 from .config import TrainConfig
@@ -31,14 +31,14 @@ def build(config: TrainConfig, log) -> PSPNet:
             raise FileNotFoundError(2, "No such file or directory", str(config.init))
         # a file without the aux head gets a fresh one when the aux loss is on (paper, sec. 4)
         model, report = I.model_from_file(config.init, num_classes=config.num_classes,
+                                          limits=config.model_limits,
                                           aux=True if config.aux_weight > 0 else None,
-                                          dropout=config.dropout)
+                                          options=config.network)
         model = _reconfigured(model, crop_size=config.crop_size)   # None: the model's own
     else:
         model, report = I.model_from_arch(
-            config.arch, config.num_classes, config.crop_size, bins=config.bins,
-            pool=config.pool, reduction=config.reduction, aux_weight=config.aux_weight,
-            dropout=config.dropout,
+            config.arch, config.num_classes, config.crop_size, aux=config.aux_weight > 0,
+            options=config.network,
             backbone=None if config.init_backbone is None else str(config.init_backbone))
     for line in report:
         log(line)
@@ -51,7 +51,7 @@ def meta(config: TrainConfig, model: PSPNet) -> dict:
     m = dict(model.meta)
     c = D.class_facts(config.dataset, config.num_classes, config.class_names)
     dataset = c["dataset"]
-    m.update(name=f"pspnet{model.config.depth}_{dataset or ds.CUSTOM}", dataset=dataset,
+    m.update(name=f"pspnet{model.config.depth}_{dataset or listfile.DATASET.name}", dataset=dataset,
              num_classes=config.num_classes, class_names=c["class_names"],
              palette=c["palette"], crop_size=model.config.crop_size,
              base_size=c["base_size"] if dataset else (m.get("base_size") or c["base_size"]),

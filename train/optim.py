@@ -14,7 +14,9 @@ the same groups.
 
 Groups: every group's ``lr`` is ``base_lr * lr_mult`` (`set_lr`); its effective weight decay
 is ``weight_decay * decay_mult``. Multipliers per parameter role come from
-`psp_torch.presets.MULTIPLIERS` (read off the release prototxts).
+`psp_torch.presets.MULTIPLIERS` (read off the release prototxts); a parameter's role from
+`psp_torch.pspnet.parameter_role` (the layers the release added are `PSPNet.NEW_LAYERS`),
+which the deploy prototxt's ``param`` fields are derived from too.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from psp_torch.presets import MULTIPLIERS
+from psp_torch.pspnet import parameter_role
 
 
 class CaffeSGD(torch.optim.Optimizer):
@@ -57,22 +60,6 @@ class CaffeSGD(torch.optim.Optimizer):
                 history.mul_(momentum).add_(diff, alpha=lr)
                 p.sub_(history)
         return loss
-
-
-# --- parameter roles -------------------------------------------------------------------------
-
-_NEW_MODULES = ("ppm.", "head.", "classifier.", "aux.")
-_BIAS_LAYERS = ("classifier.bias", "aux.classifier.bias")
-
-
-def parameter_role(name: str, module: nn.Module) -> str:
-    """The `MULTIPLIERS` role of a parameter of a PSPNet (state_dict name, owning module)."""
-    if name in _BIAS_LAYERS:
-        return "new_bias"
-    new = name.startswith(_NEW_MODULES)
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        return "new_bn" if new else "backbone_bn"
-    return "new" if new else "backbone"
 
 
 def param_groups(model: nn.Module, *, freeze_bn: bool = False) -> list[dict]:

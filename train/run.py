@@ -9,7 +9,8 @@ Writes OUT/checkpoint.pth (every --save-every iterations or --checkpoint-minutes
 on SIGTERM / Ctrl-C; the one before is kept as OUT/checkpoint.prev.pth; --resume goes on from
 the newest readable one, and so does a torchrun --max-restarts relaunch), OUT/model.pth
 (psp_torch.load / eval/run.py --weights / converter/export.py take it),
-OUT/best.pth (with --val-every), OUT/log.jsonl (one line per iteration), OUT/curves.png.
+OUT/best.pth (with --val-every), OUT/log.jsonl (one line per iteration), OUT/curves.png,
+and with --tensorboard DIR the same scalars as TensorBoard events.
 See train/README.md.
 
 This module is the command line only: the settings are `train/config.py`'s TrainConfig
@@ -24,25 +25,12 @@ if __package__ in (None, ""):  # run as a script: its folder must not shadow oth
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
-from psp_torch import cli
-from psp_torch.presets import BY_DATASET
-from pspnet_caffe.eval import datasets as ds
+from psp_torch import cli, datasets
+from psp_torch import limits as model_limits
+from psp_torch.config import PSPNetConfig, option_defaults, options
 from pspnet_caffe.train import augment as A
-from pspnet_caffe.train import config, trainer
+from pspnet_caffe.train import config, data, sinks, trainer
 from pspnet_caffe.train.init import ARCHS
-
-
-def _bins(text: str) -> tuple:
-    if text.lower() in ("none", "0", ""):
-        return ()
-    try:
-        bins = tuple(int(b) for b in text.split(","))
-    except ValueError:
-        raise cli.argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
-                                             f"integers (or 'none')") from None
-    if any(b < 1 for b in bins) or len(set(bins)) != len(bins):
-        raise cli.argparse.ArgumentTypeError(f"{text!r}: bins must be distinct and >= 1")
-    return bins
 
 
 def _fraction_or_float(text: str) -> float:
@@ -60,7 +48,7 @@ def parse_args(argv=None):
     p = cli.parser("train/run.py", __doc__)
     g = p.add_argument_group("data")
     g.add_argument("--data-root", required=True, help="dataset folder in its own layout")
-    g.add_argument("--dataset", choices=ds.DATASETS,
+    g.add_argument("--dataset", choices=datasets.names(),
                    help="a benchmark's training split (ADE20K training, VOC train_aug, "
                         "Cityscapes train) and its recipe; with --list: its label convention")
     g.add_argument("--list", help="one's own dataset: 'image label' per line, relative to "
@@ -74,6 +62,9 @@ def parse_args(argv=None):
                         "data layer; none: pad and centre crop only")
     g.add_argument("--workers", type=cli.nonnegative_int, default=min(8, os.cpu_count() or 1),
                    help="loader processes per training process")
+    g.add_argument("--max-pixels", type=cli.positive_int, default=datasets.MAX_PIXELS,
+                   help="refuse an image or label above this many pixels (width x height, "
+                        "read from its header before decoding)")
     g.add_argument("--val", action="store_true", help="validate on the dataset's val split")
     g.add_argument("--val-list", help="validate on this list file (one's own dataset)")
     g.add_argument("--val-every", type=cli.nonnegative_int, default=0,
@@ -84,22 +75,20 @@ def parse_args(argv=None):
     g.add_argument("--arch", choices=tuple(ARCHS), help="build this architecture instead")
     g.add_argument("--init-backbone", help="with --arch: ImageNet ResNet in the authors' "
                                            "initmodel layout (resnet{50,101,152}_v2.pth)")
-    g.add_argument("--bins", type=_bins, help="with --arch: pyramid bins, e.g. 1,2,3,6 (the "
-                                               "release), 1, or none (dilated FCN) [1,2,3,6]")
-    g.add_argument("--pool", choices=("ave", "max"), help="with --arch: pyramid pooling [ave]")
-    g.add_argument("--no-reduction", action="store_true",
-                   help="with --arch: no 1x1 dimension reduction after the pooling")
-    g.add_argument("--dropout", type=cli.fraction, help="dropout before conv6 / conv6_1 "
-                                                        "[preset: 0.1]")
-    g = p.add_argument_group("recipe (defaults: psp_torch.presets, per dataset)")
-    g.add_argument("--iters", type=cli.positive_int, help="iterations [preset]")
-    g.add_argument("--batch-size", type=cli.positive_int, help="global batch [16]")
-    g.add_argument("--crop-size", type=cli.positive_int, help="crop side [preset; 8k+1]")
-    g.add_argument("--lr", type=cli.positive_float, help="base learning rate [0.01]")
-    g.add_argument("--momentum", type=cli.fraction, help="[0.9]")
-    g.add_argument("--weight-decay", type=cli.nonnegative_float, help="[1e-4]")
-    g.add_argument("--aux-weight", type=cli.nonnegative_float, help="aux loss weight (0 = no "
-                                                                    "aux loss) [0.4]")
+    cli.add_options(g, options(), option_defaults(), only="(with --arch)",
+                    kept="--init: the model file's own")
+    g = p.add_argument_group("recipe (defaults: the dataset's, psp_torch.datasets)")
+    paper = datasets.TrainRecipe          # the paper's recipe: its defaults, per dataset
+    g.add_argument("--iters", type=cli.positive_int, help="iterations [the dataset's]")
+    g.add_argument("--batch-size", type=cli.positive_int,
+                   help=f"global batch [{paper.batch_size}]")
+    g.add_argument("--crop-size", type=cli.positive_int, help="crop side [the dataset's; 8k+1]")
+    g.add_argument("--lr", type=cli.positive_float,
+                   help=f"base learning rate [{paper.base_lr}]")
+    g.add_argument("--momentum", type=cli.fraction, help=f"[{paper.momentum}]")
+    g.add_argument("--weight-decay", type=cli.nonnegative_float, help=f"[{paper.weight_decay}]")
+    g.add_argument("--aux-weight", type=cli.nonnegative_float,
+                   help=f"aux loss weight (0 = no aux loss) [{paper.aux_weight}]")
     g.add_argument("--loss-scale", type=_fraction_or_float, default=1.0,
                    help="1 = loss at the crop's resolution; 1/8 = labels every 8th pixel")
     g.add_argument("--sgd", choices=("caffe", "torch"), default="caffe",
@@ -127,6 +116,10 @@ def parse_args(argv=None):
     g.add_argument("--tf32", action="store_true", help="allow TF32 matmuls / convolutions")
     g.add_argument("--channels-last", action="store_true", help="NHWC memory format (CUDA)")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    g.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the scalars (loss, main, aux, lr, images/s, val mIoU) as "
+                        "TensorBoard events into DIR (needs the tensorboard package)")
+    model_limits.add_option(g)
     args = p.parse_args(argv)
     if (args.dataset is None) == (args.list is None) and not (args.dataset and args.list):
         p.error("give --dataset NAME or --list FILE --num-classes N")
@@ -138,27 +131,44 @@ def parse_args(argv=None):
         p.error("--class-names goes with --list")
     if (args.init is None) == (args.arch is None):
         p.error("give exactly one of --init FILE and --arch NAME")
-    if args.init and (args.init_backbone or args.bins is not None or args.pool or
-                      args.no_reduction):
-        p.error("--init-backbone, --bins, --pool and --no-reduction go with --arch (a model "
-                "file has its own)")
+    arch_only = ["--init-backbone"] * bool(args.init_backbone) + [
+        f"--{name.replace('_', '-')}" for name in cli.given_options(args, options())
+        if options()[name].arch_only]
+    if args.init and arch_only:
+        p.error(f"{', '.join(arch_only)}: only with --arch (a model file has its own)")
+    # the network options are checked where they are defined: the config (with --init the
+    # file's pyramid is not known here: only the options given are checked, without a pyramid)
+    try:
+        PSPNetConfig(num_classes=1, crop_size=args.crop_size or
+                     data.dataset_facts(args.dataset).crop_size,
+                     **({} if args.arch else {"bins": ()}), **cli.given_options(args, options()))
+    except ValueError as exc:
+        p.error(str(exc))
     if args.val and args.list:
         p.error("--val validates on a benchmark's val split; with --list use --val-list")
     if args.val_every and not (args.val or args.val_list):
         p.error("--val-every needs --val or --val-list")
     if args.dataset and args.num_classes and not args.list and \
-            args.num_classes != BY_DATASET[args.dataset].num_classes:
+            args.num_classes != datasets.get(args.dataset).num_classes:
         p.error(f"--num-classes {args.num_classes}: {args.dataset} has "
-                f"{BY_DATASET[args.dataset].num_classes} classes")
+                f"{datasets.get(args.dataset).num_classes} classes")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return cli.main(lambda: trainer.train(config.from_args(args)),
+    return cli.main(lambda: _train(args),
                     interrupted="interrupted before the first checkpoint (nothing to resume "
                                 "from unless an earlier one is in --out)",
                     errors=(ValueError, OSError, FloatingPointError))
+
+
+def _train(args) -> int:
+    if args.tensorboard:
+        problem = sinks.tensorboard_problem()
+        if problem:
+            raise cli.UsageError(f"--tensorboard: {problem}")
+    return trainer.train(config.from_args(args))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from .schedule import poly_lr
 
 
 def train_step(model, optimizer, images, labels, *, iteration: int, max_iter: int,
-               base_lr: float, aux_weight: float = 0.4, loss_scale: float = 1.0,
+               base_lr: float, aux_weight: float, loss_scale: float = 1.0,
                normalizer: float | None = None, scaler=None, autocast=None,
                power: float = 0.9) -> dict:
     """Run one update; returns {"loss", "main", "aux", "lr"} (floats; lr of the base group).

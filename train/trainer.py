@@ -5,7 +5,8 @@
 
 One iteration (`iteration`): a global batch through `step.train_step` (losses averaged over
 the processes; a non-finite loss or weight stops the run: `faults.check_finite`), then
-`end_iteration`: the log line, the progress bar, validation every --val-every, the checkpoint
+`end_iteration`: the log line to every sink (`train/sinks.py`: log.jsonl, curves.png,
+TensorBoard), the progress bar, validation every --val-every, the checkpoint
 every --save-every iterations or --checkpoint-minutes, at the stop and on Ctrl-C / SIGTERM
 (`faults.Stop`: exit 130 / 143). Every checkpoint goes through `write_checkpoint` (its contents:
 `checkpoint_state`), every model file through `save_model`. Validation is eval's own scoring
@@ -17,7 +18,6 @@ iteration) at the start and saved per process in every checkpoint.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,30 +26,32 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from caffe_proto.printable import printable
+from psp_torch import compat
 from psp_torch.digest import state_sha256
-from psp_torch.io import atomic_write, save_pspnet
+from psp_torch.io import save_pspnet
 from psp_torch.runtime import Dist
-from pspnet_caffe.eval import datasets as ds
+from psp_torch import datasets
 from pspnet_caffe.eval.evaluate import evaluate
 from pspnet_caffe.eval.metrics import summary
 from pspnet_caffe.eval.protocol import Settings
 from . import augment as A
-from . import bn as B
+from . import bn_statistics as B
 from . import checkpoint as ck
 from . import data as D
 from . import distributed as dd
 from . import faults as F
 from . import model as M
-from . import plot
-from . import step as S          # S.train_step looked up per call (bench/paused.py wraps it)
+from . import sinks as K
 from .config import TrainConfig, identity
 from .optim import make_optimizer
+from .step import train_step
 
 CHECKPOINT = "checkpoint.pth"
 MODEL = "model.pth"
 BEST = "best.pth"
-LOG = "log.jsonl"
-CURVES = "curves.png"
+LOG = K.LOG
+CURVES = K.CURVES
 
 
 Stop = F.Stop      # SIGINT / SIGTERM: train/faults.py
@@ -59,7 +61,7 @@ def valid_pixels(labels: torch.Tensor, loss_scale: float) -> int:
     """Labels the loss counts (255 = ignored), at the loss's sampling (`loss_scale`)."""
     step = int(round(1 / loss_scale))
     lab = labels[:, ::step, ::step] if step > 1 else labels
-    return int((lab != ds.IGNORE).sum())
+    return int((lab != datasets.IGNORE).sum())
 
 
 def autocast_factory(amp: str, device: str):
@@ -84,6 +86,8 @@ class Trainer:
         self.ckpts = ck.Rotation(self.out)      # checkpoint.pth, checkpoint.prev.pth
         self.iteration, self.val_points, self.best = 0, [], None
         self._rng_restored = False
+        # where the progress goes (process 0): log.jsonl, curves.png, TensorBoard events
+        self.sinks = K.make(self.out, config.tensorboard) if d.main else []
 
     def say(self, msg: str):
         if self.d.main:
@@ -124,6 +128,8 @@ class Trainer:
         model.train()
         self.opt = make_optimizer(model, kind=c.sgd, lr=c.lr, momentum=c.momentum,
                                   weight_decay=c.weight_decay, freeze_bn=c.freeze_bn)
+        if c.amp == "fp16":
+            compat.require(compat.GRAD_SCALER)
         self.scaler = torch.amp.GradScaler(torch.device(d.device).type) \
             if c.amp == "fp16" else None
         has_aux = getattr(model, "aux", None) is not None
@@ -136,15 +142,16 @@ class Trainer:
         elif d.main and self.ckpts.exists():
             raise ValueError(f"{self.checkpoint_path}: a run is already here; --resume "
                              f"goes on with it, or choose another --out")
-        elif d.main:        # a fresh run: no lines of an earlier, failed one
-            self.log_path.unlink(missing_ok=True)
+        else:
+            self.tell_sinks("start", None, self.val_points)      # a fresh run
         if not self._rng_restored:
             # dropout draws: per process, from (seed, rank, iteration) so K changes are defined
             torch.manual_seed(int(np.random.SeedSequence(
                 [c.seed, 2, d.rank, self.iteration]).generate_state(1)[0]))
         if d.main:
             D.scan_labels(self.items, c.convention, c.num_classes,
-                          workers=max(1, c.workers), progress=c.progress)
+                          workers=max(1, c.workers), progress=c.progress,
+                          max_pixels=c.max_pixels)
         return self
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -156,10 +163,15 @@ class Trainer:
     def restore(self, path: Path, c: dict):
         """Model, optimiser, scaler, iteration, validation history and RNG from checkpoint `c`."""
         ck.check_same_run(path, c, self.identity, self.init_hash)
-        self.model.load_state_dict(c["model"])
-        self.opt.load_state_dict(c["optimizer"])
-        if self.scaler is not None and c.get("scaler"):
-            self.scaler.load_state_dict(c["scaler"])
+        try:      # the same settings and initial model: a state that does not fit is damage
+            self.model.load_state_dict(c["model"])
+            self.opt.load_state_dict(c["optimizer"])
+            if self.scaler is not None and c.get("scaler"):
+                self.scaler.load_state_dict(c["scaler"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise ck.ResumeError(f"{path}: its model or optimizer state does not fit this run "
+                                 f"({printable((str(exc).strip().splitlines() or [''])[0], 160)})"
+                                 f"; refusing to resume") from None
         self.iteration = int(c["iteration"])
         self.val_points, self.best = list(c.get("val") or []), c.get("best_miou")
         rng = c.get("rng") or {}
@@ -173,11 +185,14 @@ class Trainer:
                      f"run has {self.d.world}: dropout draws restart from (seed, rank, "
                      f"iteration)")
         self.say(f"resuming {path} at iteration {self.iteration} of {self.config.iters}")
-        if self.d.main and self.log_path.exists():   # drop lines written after the checkpoint
-            keep = [ln for ln in self.log_path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln)["iter"] <= self.iteration]
-            atomic_write(self.log_path, lambda tmp: Path(tmp).write_text(
-                "".join(ln + "\n" for ln in keep)))
+        self.tell_sinks("start", self.iteration, self.val_points)
+
+    def tell_sinks(self, event: str, *args):
+        """Every sink hears `event` (`train/sinks.py`: start, iteration, validation, flush);
+        a failed write is one line naming the sink's file and the last good checkpoint."""
+        for sink in self.sinks:
+            with F.write_failure(sink.path, self.ckpts.last_good):
+                getattr(sink, event)(*args)
 
     def checkpoint_state(self) -> dict | None:
         """What a checkpoint holds (every process takes part: the RNG states are gathered);
@@ -203,7 +218,7 @@ class Trainer:
         F.check_finite(0.0, self.model, self.iteration, self.ckpts.last_good())
         with F.write_failure(self.checkpoint_path, self.ckpts.last_good):
             self.ckpts.save(**state)
-            self.plot()
+        self.tell_sinks("flush")            # curves redrawn, events flushed
 
     def save_model(self, name: str):
         """A model file (rank 0) in the project's format, with the recipe and the iteration."""
@@ -214,11 +229,6 @@ class Trainer:
         F.check_finite(0.0, self.model, self.iteration, self.ckpts.last_good())
         with F.write_failure(self.out / name, self.ckpts.last_good):
             save_pspnet(self.model, self.out / name, meta)
-
-    def plot(self):
-        rows = [json.loads(ln) for ln in self.log_path.read_text().splitlines() if ln.strip()] \
-            if self.log_path.exists() else []
-        plot.write(self.out / CURVES, rows, self.val_points)
 
     # -- validation ------------------------------------------------------------------------
     def validate(self) -> float:
@@ -231,7 +241,7 @@ class Trainer:
         self.model.eval()
         try:
             stats = evaluate(self.model, items, c.convention, settings, self.d, workers=c.workers,
-                             progress=c.progress)
+                             progress=c.progress, max_pixels=c.max_pixels)
         finally:
             self.model.train()
         return float(summary(stats)["miou"])
@@ -239,6 +249,7 @@ class Trainer:
     def val_step(self):
         miou = self.validate()
         self.val_points.append([self.iteration, miou])
+        self.tell_sinks("validation", self.iteration, miou)
         better = self.best is None or miou > self.best
         if better:
             self.best = miou
@@ -258,10 +269,9 @@ class Trainer:
                        train=D.dataset_facts(c.dataset).train)
         trainset = D.TrainSet(self.items, c.convention, c.num_classes, aug, seed=c.seed,
                               batch_size=c.batch_size, start=self.iteration, stop=stop_at,
-                              rank=d.rank, world=d.world)
+                              rank=d.rank, world=d.world, max_pixels=c.max_pixels)
         batches = D.loader(trainset, workers=c.workers, pin_memory=d.device.startswith("cuda"))
         self.autocast = autocast_factory(c.amp, d.device)
-        self._log = open(self.log_path, "a") if d.main else None
         self._bar = tqdm(total=c.iters, initial=self.iteration, unit="it", dynamic_ncols=True,
                          disable=not d.main or not c.progress, desc="train")
         self._t_last = time.perf_counter()
@@ -277,8 +287,6 @@ class Trainer:
                         break
         finally:
             self._bar.close()
-            if self._log:
-                self._log.close()
         if self.stopped:
             self.say(F.stop_line(self.stopped, self.iteration, c.iters, self.checkpoint_path))
             return self.stopped
@@ -296,10 +304,10 @@ class Trainer:
         if d.world > 1:         # the global batch's valid pixels, shared out
             g = dd.all_sum([valid_pixels(labels, c.loss_scale)], d)[0]
             normalizer = max(g, 1.0) / d.world
-        r = S.train_step(self.net, self.opt, images, labels, iteration=self.iteration,
-                         max_iter=c.iters, base_lr=c.lr, aux_weight=c.aux_weight,
-                         loss_scale=c.loss_scale, normalizer=normalizer, scaler=self.scaler,
-                         autocast=self.autocast)
+        r = train_step(self.net, self.opt, images, labels, iteration=self.iteration,
+                       max_iter=c.iters, base_lr=c.lr, aux_weight=c.aux_weight,
+                       loss_scale=c.loss_scale, normalizer=normalizer, scaler=self.scaler,
+                       autocast=self.autocast)
         if d.world > 1:
             r["loss"], r["main"], r["aux"] = (
                 v / d.world for v in dd.all_sum([r["loss"], r["main"], r["aux"]], d))
@@ -331,11 +339,12 @@ class Trainer:
             self.cadence.saved(time.monotonic())
         return F.stop_status(flags) if stopping else 0
 
+    def close_sinks(self):
+        for sink in self.sinks:
+            sink.close()
+
     def log_iteration(self, row: dict):
-        if self._log:
-            with F.write_failure(self.log_path, self.ckpts.last_good):
-                self._log.write(json.dumps(row) + "\n")
-                self._log.flush()
+        self.tell_sinks("iteration", row)
 
     def finish(self) -> int:
         c = self.config
@@ -347,10 +356,11 @@ class Trainer:
             self.val_step()
             self.write_checkpoint()
         self.save_model(MODEL)
+        self.tell_sinks("flush")
         if self.d.main:
-            self.plot()
             self.say(f"done: {c.iters} iterations; model {self.out / MODEL}, log "
-                     f"{self.log_path}, curves {self.out / CURVES}")
+                     f"{self.log_path}, curves {self.out / CURVES}"
+                     + (f", TensorBoard {c.tensorboard}" if c.tensorboard else ""))
         return 0
 
 
@@ -364,6 +374,10 @@ def train(config: TrainConfig) -> int:
     try:
         if d.main:
             Path(config.out).mkdir(parents=True, exist_ok=True)
-        return Trainer(config, d).setup().run()
+        run = Trainer(config, d)
+        try:
+            return run.setup().run()
+        finally:
+            run.close_sinks()
     finally:
         dd.shutdown(d)

@@ -25,10 +25,13 @@ from caffe_proto import PSPNET, Layer, Net
 from caffe_proto import caffe_pb2
 
 from ..config import PSPNetConfig, match_preset
-from .structure import CaffeLayer, caffe_layers
+from ..presets import BN_MOMENTUM, MULTIPLIERS
+from .structure import LayerSpec, caffe_layers
 
-# The ADE20K file gives conv5_4/bn's (zero-lr) mean blob decay_mult 1; the others 0.
-_BN_PARAM_QUIRKS = {("pspnet50_ade20k", "conv5_4/bn"): ((10, 0), (10, 0), (0, 1), (0, 0))}
+# BN's mean and variance blobs: lr 0 (moving averages, changed only by the forward), decay 0.
+_BN_STATISTICS = ((0, 0), (0, 0))
+# The ADE20K file gives conv5_4/bn's (zero-lr) mean blob decay_mult 1.
+_BN_STATISTICS_QUIRKS = {("pspnet50_ade20k", "conv5_4/bn"): ((0, 1), (0, 0))}
 
 
 def _param_specs(p, mults):
@@ -37,9 +40,9 @@ def _param_specs(p, mults):
         spec.lr_mult, spec.decay_mult = lr, decay
 
 
-def _convolution(p, layer: CaffeLayer, preset_name, bn_eps):
+def _convolution(p, layer: LayerSpec, preset_name, bn_eps):
     a = layer.params
-    _param_specs(p, [(a["lr"], 1)] + ([(2 * a["lr"], 1)] if a["bias"] else []))
+    _param_specs(p, [MULTIPLIERS[role] for role in layer.roles])
     cp = p.convolution_param
     cp.num_output = a["num_output"]
     if not a["bias"]:
@@ -53,20 +56,19 @@ def _convolution(p, layer: CaffeLayer, preset_name, bn_eps):
         cp.dilation.append(a["dilation"])
 
 
-def _bn(p, layer: CaffeLayer, preset_name, bn_eps):
-    lr = layer.params["lr"]
-    _param_specs(p, _BN_PARAM_QUIRKS.get((preset_name, layer.name),
-                                         ((lr, 0), (lr, 0), (0, 0), (0, 0))))
+def _bn(p, layer: LayerSpec, preset_name, bn_eps):
+    _param_specs(p, [MULTIPLIERS[role] for role in layer.roles]
+                 + list(_BN_STATISTICS_QUIRKS.get((preset_name, layer.name), _BN_STATISTICS)))
     bp = p.bn_param
     bp.slope_filler.type, bp.slope_filler.value = "constant", 1
     bp.bias_filler.type, bp.bias_filler.value = "constant", 0
     if bn_eps != 1e-5:
         bp.eps = bn_eps
     bp.frozen = True
-    bp.momentum = 0.95
+    bp.momentum = BN_MOMENTUM
 
 
-def _pooling(p, layer: CaffeLayer, preset_name, bn_eps):
+def _pooling(p, layer: LayerSpec, preset_name, bn_eps):
     a = layer.params
     pp = p.pooling_param
     pp.pool = getattr(caffe_pb2.PoolingParameter, a["pool"])
@@ -75,7 +77,7 @@ def _pooling(p, layer: CaffeLayer, preset_name, bn_eps):
         pp.pad = a["pad"]
 
 
-def _interp(p, layer: CaffeLayer, preset_name, bn_eps):
+def _interp(p, layer: LayerSpec, preset_name, bn_eps):
     ip = p.interp_param
     if "zoom" in layer.params:
         ip.zoom_factor = layer.params["zoom"]
@@ -83,11 +85,11 @@ def _interp(p, layer: CaffeLayer, preset_name, bn_eps):
         ip.height, ip.width = layer.params["height"], layer.params["width"]
 
 
-def _eltwise(p, layer: CaffeLayer, preset_name, bn_eps):
+def _eltwise(p, layer: LayerSpec, preset_name, bn_eps):
     p.eltwise_param.operation = caffe_pb2.EltwiseParameter.SUM
 
 
-def _dropout(p, layer: CaffeLayer, preset_name, bn_eps):
+def _dropout(p, layer: LayerSpec, preset_name, bn_eps):
     p.dropout_param.dropout_ratio = layer.params["ratio"]
 
 
@@ -95,7 +97,7 @@ _FILL = {"Convolution": _convolution, "BN": _bn, "Pooling": _pooling, "Interp": 
          "Eltwise": _eltwise, "Dropout": _dropout}
 
 
-def to_caffe_layer(layer: CaffeLayer, preset_name: str | None, bn_eps: float) -> Layer:
+def to_caffe_layer(layer: LayerSpec, preset_name: str | None, bn_eps: float) -> Layer:
     """One `caffe_proto.Layer` (no blobs) carrying the fields the release writes."""
     p = caffe_pb2.PSPLayerParameter()
     p.name, p.type = layer.name, layer.type

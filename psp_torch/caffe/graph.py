@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from caffe_proto import load_prototxt, load_weights
+from caffe_proto.limits import DEFAULT, Limits, shape_count
+from caffe_proto.printable import printable
 
 from ..layers import ALIASES, LAYER_TYPES, LayerError, layer_class
 from ..layers.input import Input
@@ -37,11 +39,37 @@ _TEST = 1   # caffe.Phase.TEST
 
 def module_key(name: str, taken) -> str:
     """The ModuleDict key of a Caffe layer name (see the module docstring)."""
-    base = re.sub(r"[^0-9A-Za-z_]", "_", name) or "_"
-    key, n = base, 2
-    while key in taken:
-        key, n = f"{base}_{n}", n + 1
-    return key
+    return ModuleKeys(taken).key(name)
+
+
+class ModuleKeys:
+    """`module_key` for one net's layers in turn, in time linear in their number.
+
+    The keys taken so far are kept (not rebuilt per layer), and each base remembers the
+    last suffix it gave, so that n names that all clean to one base (``a/1``, ``a-1``, ...)
+    probe n keys in all, not n^2 / 2. `probes` counts the keys tried (each a set lookup)."""
+
+    def __init__(self, taken=()):
+        self.taken = set(taken)
+        self.next_suffix: dict[str, int] = {}
+        self.probes = 0
+
+    def key(self, name: str) -> str:
+        base = re.sub(r"[^0-9A-Za-z_]", "_", name) or "_"
+        n = self.next_suffix.get(base, 1)
+        key = base if n == 1 else f"{base}_{n}"
+        self.probes += 1
+        while key in self.taken:
+            n += 1
+            key = f"{base}_{n}"
+            self.probes += 1
+        self.next_suffix[base] = n + 1
+        self.taken.add(key)
+        return key
+
+
+# Attribute names of a ModuleDict itself (methods, internals): never a layer's key.
+_RESERVED = frozenset(dir(nn.ModuleDict()))
 
 
 def _rule_met(rule) -> bool:
@@ -82,9 +110,18 @@ class WeightReport:
     missing: list[str] = field(default_factory=list)   # have blobs here, not in the file
 
 
-def read_weights(path):
+def read_weights(path, *, limits: Limits = DEFAULT):
     """A caffemodel or Caffe HDF5 weights file (told apart by content) -> `caffe_proto.Net`."""
-    return load_weights(path)
+    return load_weights(path, limits=limits)
+
+
+class OverBudget(LayerError):
+    """A size of the net above its `caffe_proto.limits.Limits` (the message is complete)."""
+
+
+def named(name: str, type_: str) -> str:
+    """``'conv1' (Convolution)``: a layer as messages show it, made safe to print."""
+    return f"'{printable(name)}' ({printable(type_)})"
 
 
 def supported_types_text() -> str:
@@ -102,11 +139,17 @@ class CaffeNet(nn.Module):
     tensor itself when the net has one output.
     """
 
-    def __init__(self, net, weights=None, *, input_shapes=None):
+    def __init__(self, net, weights=None, *, input_shapes=None, limits: Limits = DEFAULT):
         """``weights``: a weights `Net` or a path; ``input_shapes``: {input name: shape}
         for inputs the net does not declare with a shape (a caffemodel used as the
-        structure has input names only) or to build for another size."""
+        structure has input names only) or to build for another size. ``limits``
+        (`caffe_proto.limits`): the layer count, each layer's and the net's parameter
+        values and each blob's values at the built size are checked against it before
+        anything is allocated."""
         super().__init__()
+        self.limits = limits
+        self._keys = ModuleKeys(_RESERVED)
+        self._values = 0                      # parameter and buffer values built so far
         self._given_shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
         self.net_name, self.dialect, self.source = net.name, net.dialect, net.source
         self.layers = nn.ModuleDict()
@@ -117,17 +160,20 @@ class CaffeNet(nn.Module):
         self.meta: dict = {}                  # filled by from_files and psp_torch.load
         self._build(net)
         if weights is not None:
-            self.weight_report = self.load_caffe_weights(weights)
+            self.weight_report = self.load_caffe_weights(weights, limits=limits)
 
     # -- construction ---------------------------------------------------------------------
 
     def _fail(self, layer, message):
-        return LayerError(f"{self.source}: layer {layer.name!r} ({layer.type}): {message}")
+        return LayerError(f"{self.source}: layer {named(layer.name, layer.type)}: {message}")
 
     def _build(self, net):
+        problem = self.limits.layers_problem(len(net.layers))
+        if problem:
+            raise LayerError(f"{self.source}: {problem}")
         layers = [layer for layer in net.layers if in_test_phase(layer)]
-        unsupported = [f"{layer.name!r} (type {layer.type!r})" for layer in layers
-                       if layer_class(layer.type) is None]
+        unsupported = [f"'{printable(layer.name)}' (type '{printable(layer.type)}')"
+                       for layer in layers if layer_class(layer.type) is None]
         if unsupported:
             raise LayerError(f"{self.source}: unsupported layer type: layer "
                              f"{', layer '.join(unsupported)}; CaffeNet supports "
@@ -151,42 +197,77 @@ class CaffeNet(nn.Module):
         unknown = set(self._given_shapes) - set(net.inputs) - input_tops
         if unknown:
             raise LayerError(f"{self.source}: input_shapes names {sorted(unknown)}, which are "
-                             f"not inputs of the net ({list(net.inputs)})")
+                             f"not inputs of the net ({printable(list(net.inputs))})")
         shapes = {}
         for name, shape in net.inputs.items():
             shape = self._given_shapes.get(name, shape)
             if not shape:
-                raise LayerError(f"{self.source}: input {name!r} has no declared shape; pass "
-                                 f"input_shapes={{{name!r}: (N, C, H, W)}}")
-            shapes[name] = self.input_shapes[name] = tuple(int(d) for d in shape)
+                raise LayerError(f"{self.source}: input '{printable(name)}' has no declared "
+                                 f"shape; pass input_shapes={{'{printable(name)}': (N, C, H, W)}}")
+            shapes[name] = self.input_shapes[name] = self._checked_shape(
+                shape, lambda: f"input '{printable(name)}'")
         return shapes
+
+    def _checked_shape(self, shape, what) -> tuple[int, ...]:
+        """A blob's shape, its values within the budget (checked before any forward);
+        `what()` names the blob in the message."""
+        shape = tuple(int(d) for d in shape)
+        count = shape_count(shape)
+        if count > self.limits.values:
+            problem = self.limits.values_problem(count, f"{what()}: shape {shape} has")
+            raise OverBudget(f"{self.source}: {problem}")
+        return shape
+
+    def _checked_module(self, cls, layer, bottom_shapes):
+        """The layer's module, built for real only after a copy on the meta device (no
+        memory) showed its parameters, and the net's so far, within the budget (a layer
+        type without Caffe blobs has no parameters to check)."""
+        if not cls.BLOBS:
+            return cls.from_layer(layer, bottom_shapes)
+        with torch.device("meta"):
+            probe = cls.from_layer(layer, bottom_shapes)
+        count = sum(t.numel() for t in (*probe.parameters(), *probe.buffers()))
+        del probe
+        self._values += count
+        where = f"{self.source}: layer {named(layer.name, layer.type)}"
+        for problem in (self.limits.values_problem(count, "its parameters have"),
+                        self.limits.values_problem(self._values, "the net's parameters up to "
+                                                                 "it have")):
+            if problem:
+                raise OverBudget(f"{where}: {problem}")
+        return cls.from_layer(layer, bottom_shapes)
 
     def _add_layer(self, layer, shapes: dict) -> None:
         """Build one layer's module from its bottom shapes; record its tops' shapes."""
         cls = layer_class(layer.type)
         for b in layer.bottom:
             if b not in shapes:
-                raise self._fail(layer, f"bottom {b!r} is neither an input nor the top "
-                                        "of an earlier layer")
+                raise self._fail(layer, f"bottom '{printable(b)}' is neither an input nor the "
+                                        "top of an earlier layer")
         bottom_shapes = [shapes[b] for b in layer.bottom]
         if cls is Input and all(t in self._given_shapes for t in layer.top):
             for name in layer.top:                          # shapes given by the caller
                 shapes[name] = self.input_shapes[name] = self._given_shapes[name]
             return
         try:
-            module = cls.from_layer(layer, bottom_shapes)
+            module = self._checked_module(cls, layer, bottom_shapes)
             top_shapes = module.output_shapes(bottom_shapes)
+        except OverBudget:
+            raise
         except (ValueError, TypeError, ZeroDivisionError) as exc:
             raise self._fail(layer, f"{exc} (bottom shapes "
                                     f"{[tuple(s) for s in bottom_shapes]})") from exc
         if len(top_shapes) != len(layer.top):
             raise self._fail(layer, f"has {len(layer.top)} tops, the layer makes "
                                     f"{len(top_shapes)}")
+        top_shapes = [self._checked_shape(s, lambda t=t: f"layer {named(layer.name, layer.type)}"
+                                                         f": top '{printable(t)}'")
+                      for t, s in zip(layer.top, top_shapes)]
         if isinstance(module, Input):
             for name, shape in zip(layer.top, top_shapes):
                 shapes[name] = self.input_shapes[name] = self._given_shapes.get(name, tuple(shape))
             return
-        key = module_key(layer.name, set(self.layers.keys()) | set(dir(self.layers)))
+        key = self._keys.key(layer.name)
         self.layers[key] = module
         self.module_keys[layer.name] = key
         self.steps.append(Step(key, layer.name, layer.type, tuple(layer.bottom),
@@ -211,20 +292,20 @@ class CaffeNet(nn.Module):
 
     @classmethod
     def from_files(cls, prototxt, weights=None, *, input_shapes=None,
-                   allow_missing: bool = False) -> "CaffeNet":
+                   allow_missing: bool = False, limits: Limits = DEFAULT) -> "CaffeNet":
         """Build from a deploy prototxt; weights (caffemodel or .h5) copied by layer name.
         Like `psp_torch.load`: in eval mode, with ``meta`` (generic: the net's name, and the
         weights file's name and sha256). A learnable layer the weights file lacks is an error
         naming it, unless ``allow_missing`` (then it keeps its initial values and is listed
         in ``weight_report.missing``)."""
-        net = load_prototxt(prototxt)
-        model = cls(net, weights, input_shapes=input_shapes)
+        net = load_prototxt(prototxt, limits=limits)
+        model = cls(net, weights, input_shapes=input_shapes, limits=limits)
         missing = model.weight_report.missing if model.weight_report else []
         if missing and not allow_missing:
             types = {s.name: s.type for s in model.steps}
             raise LayerError(f"{weights}: {len(missing)} learnable layer(s) of the prototxt have "
                              f"no weights in it: "
-                             + ", ".join(f"{n} ({types[n]})" for n in missing)
+                             + ", ".join(f"{printable(n)} ({printable(types[n])})" for n in missing)
                              + " (allow_missing=True keeps their initial values)")
         model.meta = {**generic_meta(net.name or "caffenet"), **source_meta(weights),
                       "config_from": "prototxt"}
@@ -232,7 +313,7 @@ class CaffeNet(nn.Module):
 
     # -- weights --------------------------------------------------------------------------
 
-    def load_caffe_weights(self, weights) -> WeightReport:
+    def load_caffe_weights(self, weights, *, limits: Limits | None = None) -> WeightReport:
         """Copy blobs from a weights `Net` (or a path) by layer name, as Caffe does.
 
         Layers of the file this net lacks (training branches, Caffe's Split
@@ -241,7 +322,7 @@ class CaffeNet(nn.Module):
         leading 1s are accepted.
         """
         if isinstance(weights, (str, os.PathLike)):
-            weights = read_weights(weights)
+            weights = read_weights(weights, limits=limits or self.limits)
         report = WeightReport()
         found = set()
         for layer in weights.layers:
@@ -251,7 +332,7 @@ class CaffeNet(nn.Module):
                 continue
             found.add(layer.name)
             self.layers[key].load_blobs(
-                layer.blobs, f"{weights.source}: layer {layer.name!r} ({layer.type}): ")
+                layer.blobs, f"{weights.source}: layer {named(layer.name, layer.type)}: ")
             report.loaded.append(layer.name)
         report.missing = [s.name for s in self.steps
                           if s.name not in found and self.layers[s.key].blob_tensors()]
@@ -288,7 +369,7 @@ class CaffeNet(nn.Module):
             try:
                 tops = self.layers[step.key].output_shapes(bottom)
             except (ValueError, ZeroDivisionError) as exc:
-                raise LayerError(f"{self.source}: layer {step.name!r} ({step.type}): {exc} "
+                raise LayerError(f"{self.source}: layer {named(step.name, step.type)}: {exc} "
                                  f"(bottom shapes {bottom})") from exc
             shapes.update(zip(step.top, (tuple(t) for t in tops)))
         return shapes
@@ -324,7 +405,7 @@ class CaffeNet(nn.Module):
                 tops = self.layers[step.key](*[blobs[b] for b in step.bottom])
             except (RuntimeError, ValueError) as exc:
                 shapes = [tuple(blobs[b].shape) for b in step.bottom]
-                raise LayerError(f"{self.source}: layer {step.name!r} ({step.type}) on bottom "
+                raise LayerError(f"{self.source}: layer {named(step.name, step.type)} on bottom "
                                  f"shapes {shapes}: {exc}") from exc
             if isinstance(tops, torch.Tensor):
                 tops = [tops]

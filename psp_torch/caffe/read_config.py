@@ -3,18 +3,23 @@
 A config is derived either from a deploy prototxt (layer parameters) or from a
 caffemodel alone (blob shapes, plus the layer parameters Caffe stores with the
 weights). Both are `caffe_proto.Net` objects, so one function serves both:
-`config_from_net`. The names it looks for are those `psp_torch.caffe.structure` writes.
+`config_from_net`. The names it looks for are the ones the model's blocks declare
+(`psp_torch.pspnet`, collected by `psp_torch.caffe.structure`).
 """
 from __future__ import annotations
 
-import re
+from ..config import (DEFAULT_DILATIONS, STAGES, PSPNetConfig, block_name, parse_block_name,
+                      released_crop)
+from ..pspnet import AuxHead, Bottleneck, Head, PSPNet, PyramidPooling, PyramidStage, Stem
+from .structure import in_place
 
-from .. import config as _model_config
-from ..config import DEFAULT_DILATIONS, PSPNetConfig, released_crop
-from .structure import (AUX_CLASSIFIER, AUX_LAYER, CLASSIFIER, CONCAT, HEAD, STEM_LAYERS,
-                        pyramid_pool)
+REDUCE, CONV3X3, INCREASE = Bottleneck.PARTS
+CONCAT, HEAD, CLASSIFIER = PyramidPooling.CONCAT, Head.NAME, PSPNet.CLASSIFIER
 
-_BLOCK = re.compile(r"^conv([2-5])_(\d+)_1x1_reduce$")
+
+def _part(stage: int, index: int, part: str) -> str:
+    """The layer `part` (a `Bottleneck.PARTS` or ``PROJECTION``) of block convS_I."""
+    return f"{block_name(stage, index)}_{part}"
 
 
 class NotAPSPNet(ValueError):
@@ -64,30 +69,30 @@ def config_from_net(net, *, crop_size: int | None = None) -> PSPNetConfig:
             raise NotAPSPNet(f"{net.source}: no layer {name!r} (not a PSPNet of the Caffe release)")
         return layers[name]
 
-    stem = tuple(_out_channels(need(n)) for n in STEM_LAYERS)
-    counts = {s: 0 for s in (2, 3, 4, 5)}
+    stem = tuple(_out_channels(need(n)) for n in Stem.CONVS)
+    counts = {s: 0 for s in STAGES}
     for name in layers:
-        m = _BLOCK.match(name)
-        if m:
-            counts[int(m.group(1))] = max(counts[int(m.group(1))], int(m.group(2)))
-    blocks = tuple(counts[s] for s in (2, 3, 4, 5))
+        block = parse_block_name(name[:-len(REDUCE) - 1]) if name.endswith(f"_{REDUCE}") else None
+        if block is not None and block[1] is not None:
+            counts[block[0]] = max(counts[block[0]], block[1])
+    blocks = tuple(counts[s] for s in STAGES)
     if 0 in blocks:
         raise NotAPSPNet(f"{net.source}: missing residual stage conv{2 + blocks.index(0)}_*")
-    for s, n in zip((2, 3, 4, 5), blocks):
+    for s, n in zip(STAGES, blocks):
         for i in range(1, n + 1):
-            for part in ("1x1_reduce", "3x3", "1x1_increase"):
-                need(f"conv{s}_{i}_{part}")
-        need(f"conv{s}_1_1x1_proj")
-    mid = tuple(_out_channels(layers[f"conv{s}_1_1x1_reduce"]) for s in (2, 3, 4, 5))
-    out = tuple(_out_channels(layers[f"conv{s}_1_1x1_increase"]) for s in (2, 3, 4, 5))
+            for part in Bottleneck.PARTS:
+                need(_part(s, i, part))
+        need(_part(s, 1, Bottleneck.PROJECTION))
+    mid = tuple(_out_channels(layers[_part(s, 1, REDUCE)]) for s in STAGES)
+    out = tuple(_out_channels(layers[_part(s, 1, INCREASE)]) for s in STAGES)
 
-    reduce_stride = _conv_stride(layers["conv3_1_1x1_reduce"])
-    conv_stride = _conv_stride(layers["conv3_1_3x3"])
+    strided = _part(3, 1, REDUCE), _part(3, 1, CONV3X3)
+    reduce_stride, conv_stride = (_conv_stride(layers[n]) for n in strided)
     if sorted((reduce_stride, conv_stride)) != [1, 2]:
-        raise NotAPSPNet(f"{net.source}: stage-3 stride not found on conv3_1_1x1_reduce "
-                         f"({reduce_stride}) or conv3_1_3x3 ({conv_stride})")
-    dilations = tuple(_conv_dilation(layers[f"conv{s}_1_3x3"], DEFAULT_DILATIONS[s - 2])
-                      for s in (2, 3, 4, 5))
+        raise NotAPSPNet(f"{net.source}: stage-3 stride not found on {strided[0]} "
+                         f"({reduce_stride}) or {strided[1]} ({conv_stride})")
+    dilations = tuple(_conv_dilation(layers[_part(s, 1, CONV3X3)], DEFAULT_DILATIONS[s - 2])
+                      for s in STAGES)
 
     bins, reduction, pool, ppm_width = _pyramid_of(net, layers)
     head_width = _out_channels(need(HEAD))
@@ -110,100 +115,128 @@ def config_from_net(net, *, crop_size: int | None = None) -> PSPNetConfig:
                 raise NotAPSPNet(f"{net.source}: {classes} classes match no released model, so "
                                  f"the crop size (which fixes the pooling kernels) is unknown")
 
-    aux_width = 0
-    aux_name = AUX_LAYER if AUX_LAYER in layers else f"conv4_{blocks[2] + 1}"
-    if aux_name in layers and AUX_CLASSIFIER in layers:
+    aux_width, aux_after = 0, PSPNetConfig.aux_after
+    aux_name = AuxHead.NAME if AuxHead.NAME in layers else block_name(4, blocks[2] + 1)
+    if aux_name in layers and AuxHead.CLASSIFIER in layers:
         aux_width = _out_channels(layers[aux_name])
+        aux_after = _aux_after(net, layers[aux_name], blocks)
 
     dropout = PSPNetConfig.__dataclass_fields__["dropout"].default
-    drop = layers.get("conv5_4/dropout")
+    drop = layers.get(in_place(HEAD, "dropout"))
     if drop is not None and drop.param.HasField("dropout_param"):
         dropout = float(f"{drop.param.dropout_param.dropout_ratio:.7g}")
 
     config = PSPNetConfig(num_classes=classes, blocks=blocks, stem_widths=stem, mid_widths=mid,
                           out_widths=out, stride_on_reduce=reduce_stride == 2,
                           dilations=dilations, crop_size=crop_size, ppm_width=ppm_width,
-                          head_width=head_width, aux_width=aux_width, bn_eps=bn_eps,
-                          bins=bins, pool=pool, reduction=reduction, dropout=dropout)
+                          head_width=head_width, aux_width=aux_width, aux_after=aux_after,
+                          bn_eps=bn_eps, bins=bins, pool=pool, reduction=reduction,
+                          dropout=dropout)
     _check_pyramid(net, layers, config)
-    return config
+    return config.canonical()
 
 
-_PYRAMID = re.compile(r"^conv5_3_pool(\d+)(_conv)?$")
+def _through_splits(net, blob: str) -> str:
+    """The blob a Split layer copies when `blob` is one of its tops (Caffe inserts them where
+    a blob feeds several layers, and a caffemodel it saved keeps them), else `blob`."""
+    splits = {top: layer.bottom[0] for layer in net.layers
+              if layer.type == "Split" and len(layer.bottom) == 1 for top in layer.top}
+    seen = set()
+    while blob in splits and blob not in seen:
+        seen.add(blob)
+        blob = splits[blob]
+    return blob
+
+
+def _aux_after(net, layer, blocks) -> str:
+    """The block the aux head reads: its conv's bottom, through Caffe's Split layers (a file
+    written without bottoms: the release's place, `PSPNetConfig.aux_after`'s default)."""
+    if not layer.bottom:
+        return PSPNetConfig.aux_after
+    bottom = _through_splits(net, layer.bottom[0])
+    parsed = parse_block_name(bottom)
+    if parsed is None or parsed[1] is None or parsed[1] > blocks[STAGES.index(parsed[0])]:
+        raise NotAPSPNet(f"{net.source}: layer {layer.name!r} (the aux head) reads {bottom!r}, which is not "
+                         f"the output of a residual block (convS_I)")
+    return bottom
+
+
+def _pyramid_level(name: str, suffix: str = "") -> int | None:
+    """The bin of a pyramid level's layer name (`PyramidPooling.level` + `suffix`), else None."""
+    prefix = PyramidPooling.PREFIX
+    if not (name.startswith(prefix) and name.endswith(suffix)):
+        return None
+    digits = name[len(prefix):len(name) - len(suffix)]
+    return int(digits) if digits.isdigit() and digits.isascii() else None
 
 
 def _pyramid_of(net, layers):
     """(bins, reduction, pool, ppm_width) of the net's pyramid (bins () when it has none)."""
     found = {}
     for name in layers:
-        m = _PYRAMID.match(name)
-        if m:
-            found.setdefault(int(m.group(1)), set()).add(bool(m.group(2)))
+        for suffix, with_conv in (("", False), (PyramidStage.CONV, True)):
+            b = _pyramid_level(name, suffix)
+            if b is not None:
+                found.setdefault(b, set()).add(with_conv)
     if not found:
         return (), True, "ave", PSPNetConfig.__dataclass_fields__["ppm_width"].default
     bins = _bin_order(net, layers, found)
     with_conv = {b for b, kinds in found.items() if True in kinds}
     if with_conv and with_conv != set(bins):
         missing = sorted(set(bins) - with_conv)
-        raise NotAPSPNet(f"{net.source}: pyramid levels {missing} have no conv5_3_pool*_conv "
-                         f"while the others have one")
+        raise NotAPSPNet(f"{net.source}: pyramid levels {missing} have no "
+                         f"{PyramidPooling.level('*')}{PyramidStage.CONV} while the others "
+                         f"have one")
     pool = "ave"
-    layer = layers.get(pyramid_pool(bins[0]))
+    layer = layers.get(PyramidPooling.level(bins[0]))
     if layer is not None and layer.param.HasField("pooling_param"):
         pool = "max" if layer.param.pooling_param.pool == 0 else "ave"   # MAX = 0, AVE = 1
     if with_conv:
-        return bins, True, pool, _out_channels(layers[f"{pyramid_pool(bins[0])}_conv"])
+        return bins, True, pool, _out_channels(
+            layers[f"{PyramidPooling.level(bins[0])}{PyramidStage.CONV}"])
     return bins, False, pool, PSPNetConfig.__dataclass_fields__["ppm_width"].default
 
 
 def _bin_order(net, layers, found) -> tuple:
     """The pyramid's bins in `PSPNetConfig.bins` order: the concat holds conv5_3 and then
-    the levels' Interps in reverse bin order (`psp_torch.caffe.structure`); without a
+    the levels' Interps in reverse bin order (`psp_torch.pspnet.PyramidPooling`); without a
     concat layer (a caffemodel written without one), ascending."""
     concat = layers.get(CONCAT)
     if concat is None or not concat.bottom:
         return tuple(sorted(found))
     order = []
     for bottom in reversed(list(concat.bottom)[1:]):
-        m = re.match(r"^conv5_3_pool(\d+)_interp$", bottom)
-        if m is None:
+        b = _pyramid_level(bottom, PyramidPooling.INTERP)
+        if b is None:
             raise NotAPSPNet(f"{net.source}: {CONCAT} bottom {bottom!r} is not a pyramid "
-                             f"level's Interp (conv5_3_pool<bin>_interp)")
-        order.append(int(m.group(1)))
+                             f"level's Interp ({PyramidPooling.level('<bin>')}"
+                             f"{PyramidPooling.INTERP})")
+        order.append(b)
     if sorted(order) != sorted(found):
         raise NotAPSPNet(f"{net.source}: {CONCAT} concatenates pyramid levels {order[::-1]}, "
                          f"but the net has levels {sorted(found)}")
     return tuple(order)
 
 
-def aux_width_of(net) -> int:
-    """conv4_24's width when `net` carries the aux head (conv4_24 and conv6_1 with weights), else 0."""
+def with_aux_of(config: PSPNetConfig, net) -> PSPNetConfig:
+    """`config` with the aux head `net` carries (conv4_24 and conv6_1 with weights: its width,
+    and the block it reads where the file keeps its bottom); `config` when it has none."""
     layers = net.by_name()
-    aux, cls = layers.get(AUX_LAYER), layers.get(AUX_CLASSIFIER)
-    if aux is not None and cls is not None and aux.blobs and cls.blobs:
-        return int(aux.blobs[0].shape[0])
-    return 0
+    aux, cls = layers.get(AuxHead.NAME), layers.get(AuxHead.CLASSIFIER)
+    if aux is None or cls is None or not aux.blobs or not cls.blobs:
+        return config
+    return config.with_aux(int(aux.blobs[0].shape[0]),
+                           _aux_after(net, aux, config.blocks)).canonical()
 
 
 def _check_pyramid(net, layers, config):
     """A prototxt's PPM kernels and Interp sizes must be those the crop size implies."""
     for b, k in zip(config.bins, config.pool_kernels):
-        pool = layers.get(pyramid_pool(b))
+        pool = layers.get(PyramidPooling.level(b))
         if pool is None or pool.blobs or not pool.param.HasField("pooling_param"):
             continue
         pp = pool.param.pooling_param
         kernel = int(pp.kernel_h) if pp.HasField("kernel_h") else int(pp.kernel_size)
         if kernel and kernel != k:
-            raise NotAPSPNet(f"{net.source}: conv5_3_pool{b} kernel {kernel}, but crop "
+            raise NotAPSPNet(f"{net.source}: {PyramidPooling.level(b)} kernel {kernel}, but crop "
                              f"{config.crop_size} implies {k}")
-
-
-# For one release the names that lived in psp_torch.config before the split stay importable
-# there (its docstring lists them); set from here, so that the model side imports nothing of
-# the Caffe side.
-MOVED_FROM_CONFIG = {"config_from_net": config_from_net, "aux_width_of": aux_width_of,
-                     "NotAPSPNet": NotAPSPNet, "STEM_LAYERS": STEM_LAYERS,
-                     "AUX_LAYER": AUX_LAYER, "AUX_CLASSIFIER": AUX_CLASSIFIER}
-for _name, _value in MOVED_FROM_CONFIG.items():
-    setattr(_model_config, _name, _value)
-

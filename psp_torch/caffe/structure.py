@@ -1,11 +1,14 @@
-"""The Caffe layers of a PSPNet, in deploy-prototxt order: the one description of the
-network that the Caffe side derives everything from.
+"""The Caffe layers of a PSPNet, in deploy-prototxt order, collected from the model itself.
 
-`caffe_layers(config)` lists every layer the release's deploy net has for a
-`PSPNetConfig`: name, type, bottoms, tops, the parameters the prototxt states, and the
-`PSPNet` module that holds its weights. `psp_torch.caffe.deploy` writes it as a
-prototxt, `psp_torch.caffe.names` maps its weighted layers to state_dict keys, so the
-two cannot disagree. The layout (names as in the authors' files):
+Each block of `psp_torch.pspnet` declares its Caffe layers next to its forward
+(``caffe_layers(net, ...)``, naming them and the modules that compute them);
+`caffe_layers(config)` builds the `PSPNet` on the meta device and collects them with a
+`LayerCollector`, which reads every number (widths, kernels, strides, pads, dilations,
+bias, the lr roles) off the modules: name, type, bottoms, tops, the parameters the
+prototxt states, and the `PSPNet` module that holds the weights. `psp_torch.caffe.deploy`
+writes the list as a prototxt, `psp_torch.caffe.names` maps its weighted layers to
+state_dict keys, so neither can disagree with the forward. The layout it gives (names as
+in the authors' files):
 
     conv1_1_3x3_s2 (s2), conv1_2_3x3, conv1_3_3x3     conv + /bn + /relu      stem.convK / stem.bnK
     pool1_3x3_s2                                      MAX 3/2/1 (ceil)
@@ -21,43 +24,46 @@ two cannot disagree. The layout (names as in the authors' files):
 
 Stage s = 2..5 has ``config.blocks[s - 2]`` blocks; the stage-3 stride sits on
 conv3_1_1x1_reduce (``stride_on_reduce``) or conv3_1_3x3, and on conv3_1_1x1_proj.
+conv4_24 reads the block `PSPNetConfig.aux_after` names (the release: stage 4's last).
 The pyramid's Interp sizes and the input shape hold for one input size (the crop by
 default): `caffe_layers(config, input_size=(H, W))` gives the net for another one.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import torch
+from torch import nn
 
 from ..config import PSPNetConfig
 from ..layers import conv_output_size, interp_output_size, pool_output_size
+from ..pspnet import AuxHead, PSPNet, parameter_role
 
-STEM_LAYERS = ("conv1_1_3x3_s2", "conv1_2_3x3", "conv1_3_3x3")
-STEM_POOL = "pool1_3x3_s2"
-AUX_LAYER = "conv4_24"          # the released files' name for the aux 3x3 conv (any depth)
-AUX_CLASSIFIER = "conv6_1"
-CONCAT, HEAD, CLASSIFIER, OUTPUT = "conv5_3_concat", "conv5_4", "conv6", "conv6_interp"
-ZOOM = 8                        # conv6_interp's zoom_factor: the output stride
+INPUT = "data"
+
+
+def in_place(top: str, kind: str) -> str:
+    """The name of an in-place layer on `top`: ``conv5_4/bn``, ``conv5_4/relu``, ..."""
+    return f"{top}/{kind}"
 
 
 class NoCaffeLayout(ValueError):
     """A config the release's Caffe layout cannot express (the message says why)."""
 
 
-def pyramid_pool(bin_: int) -> str:
-    """The Caffe name of pyramid level `bin_`'s pooling (its conv and Interp add suffixes)."""
-    return f"conv5_3_pool{bin_}"
-
-
 @dataclass(frozen=True)
-class CaffeLayer:
-    """One layer of the deploy net.
+class LayerSpec:
+    """One layer of the deploy net, as the model's blocks declare it.
 
-    params (by type): Convolution ``num_output, kernel, stride, pad, dilation, bias, lr``
-    (``pad`` None: the field is not written, as on the release's pyramid and classifier
-    convs; ``lr``: the lr_mult of the weights); BN ``lr``; Pooling ``pool`` ("MAX" |
-    "AVE"), ``kernel, stride, pad``; Interp ``height, width`` or ``zoom``; Dropout
-    ``ratio``; Eltwise SUM, Concat on channels, ReLU: none.
-    ``module``: the dotted `PSPNet` module holding the weights (None: no weights).
+    params (by type): Convolution ``num_output, kernel, stride, pad, dilation, bias``
+    (``pad`` None: the field is not written, as on the release's new 1x1 convs); BN none;
+    Pooling ``pool`` ("MAX" | "AVE"), ``kernel, stride, pad`` (None: not written);
+    Interp ``height, width`` or ``zoom``; Dropout ``ratio``; Eltwise SUM, Concat on
+    channels, ReLU: none.
+    ``module``: the dotted `PSPNet` module holding the weights (None: no weights);
+    ``roles``: the `psp_torch.presets.MULTIPLIERS` role of each of its parameters (weight,
+    bias), as `psp_torch.pspnet.parameter_role` gives them.
     """
     name: str
     type: str
@@ -65,126 +71,119 @@ class CaffeLayer:
     top: tuple
     params: dict = field(default_factory=dict)
     module: str | None = None
+    roles: tuple = ()
     aux: bool = False
 
 
-class _Layers:
-    """Collects layers and tracks every blob's (H, W) with Caffe's size arithmetic."""
+class LayerCollector:
+    """What the model's blocks call (``caffe_layers(net, ...)``, `psp_torch.pspnet`): collects
+    their layers, reading every number off the modules, and tracks each blob's (H, W) with
+    Caffe's size arithmetic."""
 
-    def __init__(self, input_size):
-        self.layers: list[CaffeLayer] = []
-        self.sizes = {"data": tuple(input_size)}
-        self.aux = False
+    def __init__(self, model: PSPNet, input_size):
+        self.layers: list[LayerSpec] = []
+        self.sizes = {INPUT: tuple(input_size)}
+        self._paths = {id(m): name for name, m in model.named_modules()}
+        self._aux = False
 
-    def add(self, name, type_, bottom, top=None, module=None, **params):
+    @contextmanager
+    def aux_head(self):
+        """Layers added inside belong to the training-only aux head."""
+        self._aux = True
+        try:
+            yield
+        finally:
+            self._aux = False
+
+    def _add(self, name, type_, bottom, top=None, module=None, **params):
         top = top or name
-        self.layers.append(CaffeLayer(name, type_, (bottom,) if isinstance(bottom, str)
-                                      else tuple(bottom), (top,), params, module, self.aux))
+        path, roles = None, ()
+        if module is not None:
+            path = self._paths[id(module)]
+            roles = tuple(parameter_role(f"{path}.{p}", module)
+                          for p, _ in module.named_parameters(recurse=False))
+        self.layers.append(LayerSpec(name, type_, (bottom,) if isinstance(bottom, str)
+                                     else tuple(bottom), (top,), params, path, roles,
+                                     self._aux))
         return top
 
-    def conv(self, name, bottom, num_output, kernel, module, *, stride=1, pad=0, dilation=1,
-             lr=1, bias=False):
-        h, w = self.sizes[bottom]
-        p = pad or 0
-        self.sizes[name] = (conv_output_size(h, kernel, stride, p, dilation),
-                            conv_output_size(w, kernel, stride, p, dilation))
-        return self.add(name, "Convolution", bottom, module=module, num_output=num_output,
-                        kernel=kernel, stride=stride, pad=pad, dilation=dilation, bias=bias,
-                        lr=lr)
-
-    def conv_bn(self, name, bottom, num_output, kernel, conv_module, bn_module, *, relu=True,
-                **kw):
-        top = self.conv(name, bottom, num_output, kernel, conv_module, **kw)
-        self.add(f"{top}/bn", "BN", top, top, module=bn_module, lr=kw.get("lr", 1))
-        if relu:
-            self.add(f"{top}/relu", "ReLU", top, top)
-        return top
-
-    def pool(self, name, bottom, method, kernel, stride, pad=None):
-        h, w = self.sizes[bottom]
-        self.sizes[name] = (pool_output_size(h, kernel, stride, pad or 0),
-                            pool_output_size(w, kernel, stride, pad or 0))
-        return self.add(name, "Pooling", bottom, pool=method, kernel=kernel, stride=stride,
-                        pad=pad)
-
-    def interp(self, name, bottom, size, zoom=None):
-        """Interp to `size`: as ``zoom_factor: zoom`` where that gives it (the release's
-        conv6_interp), else as its height and width."""
-        h, w = self.sizes[bottom]
-        self.sizes[name] = tuple(size)
-        if zoom is not None and interp_output_size(h, w, zoom_factor=zoom) == tuple(size):
-            return self.add(name, "Interp", bottom, zoom=zoom)
-        return self.add(name, "Interp", bottom, height=size[0], width=size[1])
-
-    def same(self, name, type_, bottom, top=None, **params):
-        top = self.add(name, type_, bottom, top, **params)
+    def _same(self, name, type_, bottom, top=None, **params):
+        top = self._add(name, type_, bottom, top, **params)
         self.sizes[top] = self.sizes[bottom if isinstance(bottom, str) else bottom[0]]
         return top
 
+    def conv(self, name, bottom, conv: nn.Conv2d):
+        """A Convolution computed by `conv`. The release writes ``pad`` on the ResNet's convs
+        always, on the layers it added (`PSPNet.NEW_LAYERS`) only where it is not 0."""
+        (k, _), (s, _), (p, _), (d, _) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+        h, w = self.sizes[bottom]
+        self.sizes[name] = (conv_output_size(h, k, s, p, d), conv_output_size(w, k, s, p, d))
+        top = self._add(name, "Convolution", bottom, module=conv, num_output=conv.out_channels,
+                        kernel=k, stride=s, pad=p, dilation=d, bias=conv.bias is not None)
+        layer = self.layers[-1]
+        if p == 0 and layer.roles[0].startswith("new"):
+            layer.params["pad"] = None
+        return top
+
+    def bn(self, top, bn: nn.BatchNorm2d):
+        return self._add(in_place(top, "bn"), "BN", top, top, module=bn)
+
+    def relu(self, top):
+        return self._add(in_place(top, "relu"), "ReLU", top, top)
+
+    def dropout(self, top, dropout: nn.Dropout):
+        return self._add(in_place(top, "dropout"), "Dropout", top, top, ratio=dropout.p)
+
+    def conv_bn(self, name, bottom, conv, bn, *, relu=True):
+        top = self.bn(self.conv(name, bottom, conv), bn)
+        return self.relu(top) if relu else top
+
+    def pool(self, name, bottom, method, kernel, stride, pad):
+        """Pooling (``method`` "max" | "ave"); ``pad`` is written where it is not 0."""
+        h, w = self.sizes[bottom]
+        self.sizes[name] = (pool_output_size(h, kernel, stride, pad),
+                            pool_output_size(w, kernel, stride, pad))
+        return self._add(name, "Pooling", bottom, pool=method.upper(), kernel=kernel,
+                         stride=stride, pad=pad or None)
+
+    def interp(self, name, bottom, like, zoom=None):
+        """Interp to blob `like`'s size: as ``zoom_factor: zoom`` where that gives it (the
+        release's conv6_interp), else as its height and width."""
+        h, w = self.sizes[bottom]
+        size = self.sizes[name] = self.sizes[like]
+        if zoom is not None and interp_output_size(h, w, zoom_factor=zoom) == tuple(size):
+            return self._add(name, "Interp", bottom, zoom=zoom)
+        return self._add(name, "Interp", bottom, height=size[0], width=size[1])
+
+    def concat(self, name, bottoms):
+        top = self._add(name, "Concat", bottoms)
+        h, w = self.sizes[bottoms[0]]
+        self.sizes[top] = (h, w)
+        return top
+
+    def eltwise_sum(self, name, bottoms):
+        return self._same(name, "Eltwise", bottoms)
+
 
 def caffe_layers(config: PSPNetConfig, *, aux: bool | None = None,
-                 input_size: tuple | None = None) -> list[CaffeLayer]:
+                 input_size: tuple | None = None) -> list[LayerSpec]:
     """Every layer of the deploy net of `config` (see the module doc), aux head last.
 
     ``aux``: append the auxiliary head (default: when the config has one).
     ``input_size``: (H, W) the net is written for (default: the crop); the pyramid's
     Interp layers go to the stage-5 size of that input.
     """
-    c = config
-    aux = c.aux if aux is None else aux
-    if aux and not c.aux:
+    aux = config.aux if aux is None else aux
+    if aux and not config.aux:
         raise NoCaffeLayout("aux head asked for, but the config has aux_width 0")
-    if aux and c.blocks[2] >= 24:
-        raise NoCaffeLayout(f"aux head with {c.blocks[2]} stage-4 blocks: its Caffe name "
-                            f"{AUX_LAYER} is that of stage 4's block 24 (the release names the "
-                            f"aux layers {AUX_LAYER}, {AUX_LAYER}/bn, {AUX_CLASSIFIER})")
-    net = _Layers(input_size or (c.crop_size, c.crop_size))
-    x = "data"
-    for i, (name, width) in enumerate(zip(STEM_LAYERS, c.stem_widths), 1):
-        x = net.conv_bn(name, x, width, 3, f"stem.conv{i}", f"stem.bn{i}",
-                        stride=2 if i == 1 else 1, pad=1)
-    x = net.pool(STEM_POOL, x, "MAX", 3, 2, pad=1)
-    stage4 = None
-    for s, n in zip((2, 3, 4, 5), c.blocks):
-        k = s - 2
-        mid, out, dil = c.mid_widths[k], c.out_widths[k], c.dilations[k]
-        for i in range(1, n + 1):
-            block, pre = f"layer{s - 1}.{i - 1}", f"conv{s}_{i}"
-            stride = 2 if (s == 3 and i == 1) else 1
-            rs = stride if c.stride_on_reduce else 1
-            y = net.conv_bn(f"{pre}_1x1_reduce", x, mid, 1, f"{block}.conv1", f"{block}.bn1",
-                            stride=rs)
-            y = net.conv_bn(f"{pre}_3x3", y, mid, 3, f"{block}.conv2", f"{block}.bn2",
-                            stride=stride // rs, pad=dil, dilation=dil)
-            y = net.conv_bn(f"{pre}_1x1_increase", y, out, 1, f"{block}.conv3", f"{block}.bn3",
-                            relu=False)
-            shortcut = x
-            if i == 1:
-                shortcut = net.conv_bn(f"{pre}_1x1_proj", x, out, 1, f"{block}.downsample.0",
-                                       f"{block}.downsample.1", stride=stride, relu=False)
-            x = net.same(pre, "Eltwise", (shortcut, y))
-            net.same(f"{pre}/relu", "ReLU", x, x)
-        if s == 4:
-            stage4 = x
-    feature = net.sizes[x]
-    pooled = []
-    for j, (bin_, kernel) in enumerate(zip(c.bins, c.pool_kernels)):
-        name = pyramid_pool(bin_)
-        p = net.pool(name, x, c.pool.upper(), kernel, kernel)
-        if c.reduction:
-            p = net.conv_bn(f"{name}_conv", p, c.ppm_width, 1, f"ppm.stages.{j}.conv",
-                            f"ppm.stages.{j}.bn", lr=10, pad=None)
-        pooled.append(net.interp(f"{name}_interp", p, feature))
-    if pooled:
-        x = net.same(CONCAT, "Concat", [x] + pooled[::-1])
-    y = net.conv_bn(HEAD, x, c.head_width, 3, "head.conv", "head.bn", pad=1, lr=10)
-    net.same(f"{HEAD}/dropout", "Dropout", y, y, ratio=c.dropout)
-    net.conv(CLASSIFIER, y, c.num_classes, 1, "classifier", lr=10, pad=None, bias=True)
-    net.interp(OUTPUT, CLASSIFIER, net.sizes["data"], zoom=ZOOM)
-    if aux:
-        net.aux = True
-        a = net.conv_bn(AUX_LAYER, stage4, c.aux_width, 3, "aux.conv", "aux.bn", pad=1, lr=10)
-        net.same(f"{AUX_LAYER}/dropout", "Dropout", a, a, ratio=c.dropout)
-        net.conv(AUX_CLASSIFIER, a, c.num_classes, 1, "aux.classifier", lr=10, pad=None,
-                 bias=True)
+    blocks = [name for names in config.block_names() for name in names]
+    if aux and AuxHead.NAME in blocks:
+        raise NoCaffeLayout(f"aux head with {config.blocks[2]} stage-4 blocks: its Caffe name "
+                            f"{AuxHead.NAME} is that of stage 4's block 24 (the release names "
+                            f"the aux layers {AuxHead.NAME}, {in_place(AuxHead.NAME, 'bn')}, "
+                            f"{AuxHead.CLASSIFIER})")
+    with torch.device("meta"):
+        model = PSPNet(config)
+    net = LayerCollector(model, input_size or (config.crop_size, config.crop_size))
+    model.caffe_layers(net, INPUT, aux=aux)
     return net.layers

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from caffe_proto import load_weights
+from caffe_proto.printable import printable
 
 from ..config import PSPNetConfig
 from ..pspnet import PSPNet
@@ -29,7 +30,9 @@ class WeightMismatch(ValueError):
 
 
 @dataclass
-class WeightReport:
+class ConversionReport:
+    """What a PSPNet took from a Caffe net: layers and blobs copied, layers left out
+    (CaffeNet's own by-name copy reports with `psp_torch.caffe.graph.WeightReport`)."""
     matched: list = field(default_factory=list)     # Caffe layers copied
     blobs: int = 0                                  # blobs copied
     parameters: int = 0                             # values copied
@@ -41,7 +44,7 @@ class WeightReport:
         if self.ignored:
             out.append(f"layers ignored: {len(self.ignored)}")
             for name, type_, reason in self.ignored:
-                out.append(f"  {name} ({type_}): {reason}")
+                out.append(f"  {printable(name)} ({printable(type_)}): {reason}")
         return out
 
 
@@ -70,14 +73,14 @@ def _fit(blob: np.ndarray, target: tuple, layer: str, index: int, key: str) -> n
 
 
 def state_dict_from_caffe(config: PSPNetConfig, wnet, *, source: str | None = None):
-    """(state_dict, WeightReport) for `config` from the blobs of `wnet`, matched by layer name.
+    """(state_dict, ConversionReport) for `config` from the blobs of `wnet`, matched by layer name.
 
     The tensors share memory with the Net's numpy arrays where the layout allows.
     """
     source = source or getattr(wnet, "source", "<weights>")
     shapes = expected_shapes(config)
     layers = wnet.by_name()
-    report = WeightReport()
+    report = ConversionReport()
     state = {}
     wanted = layer_keys(config)
     for lk in wanted:
@@ -88,7 +91,7 @@ def state_dict_from_caffe(config: PSPNetConfig, wnet, *, source: str | None = No
                                  f"the network needs its weights")
         allowed = BN_TYPES if lk.kind == BN else CONV_TYPES
         if layer.type not in allowed:
-            raise WeightMismatch(f"{source}: layer {lk.caffe!r} has type {layer.type!r}, "
+            raise WeightMismatch(f"{source}: layer {lk.caffe!r} has type '{printable(layer.type)}', "
                                  f"expected one of {sorted(allowed)}")
         if len(layer.blobs) != len(lk.keys):
             raise WeightMismatch(f"{source}: layer {lk.caffe!r} has {len(layer.blobs)} blobs, "
@@ -122,7 +125,7 @@ def state_dict_from_caffe(config: PSPNetConfig, wnet, *, source: str | None = No
     return state, report
 
 
-def load_caffe_weights(model, wnet) -> WeightReport:
+def load_caffe_weights(model, wnet) -> ConversionReport:
     """Copy Caffe weights into `model` (a PSPNet) by layer name; all-or-nothing."""
     state, report = state_dict_from_caffe(model.config, weights_net(wnet))
     model.load_state_dict(state, strict=True)

@@ -20,8 +20,6 @@ import numpy as np
 from .base import (IGNORE, Dataset, DatasetError, EvalDefaults, Published, Sample, Split,
                    TrainRecipe, find_root, frozen_palette, lut)
 
-NAME = "ade20k"
-CROP_SIZE = 473
 CLASSES = (
     'wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road', 'bed', 'windowpane', 'grass',
     'cabinet', 'sidewalk', 'person', 'earth', 'door', 'table', 'mountain', 'plant', 'curtain',
@@ -94,15 +92,16 @@ class ADE20K(Dataset):
 
 
 DATASET = ADE20K(
-    name=NAME,
+    name="ade20k",
     title="ADE20K",
     classes=CLASSES,
     palette=frozen_palette(COLORS),
     label_ids=len(CLASSES) + 1,
     splits={"val": Split(2000), "training": Split(20210)},
     train_split="training",
-    eval=EvalDefaults(split="val", base_size=512, crop_size=CROP_SIZE,
+    crop_size=473,
+    eval=EvalDefaults(split="val", base_size=512,
                       published_ss=Published(41.68, 80.04),
                       published_ms=Published(42.78, 80.76)),
-    train=TrainRecipe(NAME, iterations=150_000, crop_size=CROP_SIZE, rotate=True, blur=True),
+    train=TrainRecipe(iterations=150_000, rotate=True, blur=True),
 )

@@ -14,9 +14,11 @@ Facts, by field:
   PNGs): VOC 21, ADE20K 151 (0 = "other"), Cityscapes 34 (labelIds).
 - ``splits``: split name -> `Split` (full image count, labelled or not, submission folder);
   ``train_split``: the split the paper trains on.
-- ``eval``: `EvalDefaults` (base size, crop, multi-scale set, window stride rate, the split
-  and the published numbers the report checks against).
-- ``train``: `TrainRecipe` (paper section 5.1: crop, iterations, batch, lr, augmentation).
+- ``crop_size``: the side of the network's input: the training crop, the deploy input and
+  the evaluation window (the released models' fixed input).
+- ``eval``: `EvalDefaults` (base size, multi-scale set, window stride rate, the split and
+  the published numbers the report checks against).
+- ``train``: `TrainRecipe` (paper section 5.1: iterations, batch, lr, augmentation).
 - ``instances``: `InstanceScheme` for instance-weighted scores (Cityscapes iIoU), or None.
 - ``label_png_palette``: predictions are written as palette PNGs with this colour table
   (VOC's own format) or grey (None).
@@ -36,7 +38,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .files import DatasetError, Sample, read_list, read_png_values  # noqa: F401
+from .files import MAX_PIXELS, DatasetError, Sample, read_list, read_png_values  # noqa: F401
 
 IGNORE = 255            # label value of ignored pixels, in every convention here
 INSTANCE_KEY = 1000     # instance maps: class * 1000 + instance number, -1 = no instance
@@ -72,10 +74,10 @@ class Split:
 
 @dataclass(frozen=True)
 class EvalDefaults:
-    """Evaluation defaults: the authors' protocol and what the report compares against."""
+    """Evaluation defaults: the authors' protocol and what the report compares against (the
+    window side is the dataset's ``crop_size``)."""
     split: str                          # default --split: the published numbers' split
     base_size: int                      # long side at scale 1 is base_size + 1
-    crop_size: int                      # window side (= deploy input)
     ms_scales: tuple = MS_SCALES        # --ms
     stride_rate: float = STRIDE_RATE     # window stride = ceil(crop * stride_rate)
     published_ss: Published | None = None   # single scale, on `split`
@@ -90,11 +92,9 @@ class TrainRecipe:
     scale and rotation ranges, blur: paper section 5.1 / 4 (rotation and Gaussian blur "for
     ImageNet [= ADE20K, the ImageNet scene parsing challenge] and PASCAL VOC", so off for
     Cityscapes). The release's layer settings (lr multipliers, BN momentum, dropout) are the
-    model's: `psp_torch.presets`.
+    model's: `psp_torch.presets`; the crop is the dataset's ``crop_size``.
     """
-    dataset: str
     iterations: int | None              # None: one's own dataset (the user gives --iters)
-    crop_size: int
     rotate: bool
     blur: bool
     base_lr: float = 0.01
@@ -184,6 +184,7 @@ class Dataset:
     label_ids: int
     splits: Mapping[str, Split]
     train_split: str | None
+    crop_size: int                      # training crop = deploy input = evaluation window
     eval: EvalDefaults
     train: TrainRecipe
     instances: InstanceScheme | None = None
@@ -243,31 +244,34 @@ class Dataset:
 
     # ------------------------------------------------------------ reading, checked
 
-    def read_label(self, path: str | Path, num_classes: int) -> np.ndarray:
+    def read_label(self, path: str | Path, num_classes: int,
+                   max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
         """A label file -> class ids (uint8); values outside 0..num_classes-1 and 255 after
-        the convention are an error naming the file."""
-        lab = self.decode_label(read_png_values(path), path)
+        the convention are an error naming the file; above `max_pixels` it is not decoded."""
+        lab = self.decode_label(read_png_values(path, max_pixels), path)
         bad = np.unique(lab[(lab >= num_classes) & (lab != IGNORE)])
         if bad.size:
             raise DatasetError(f"{path}: label values {bad.tolist()[:10]} outside "
                                f"0..{num_classes - 1} and 255 (after the {self.name} convention)")
         return lab
 
-    def read_instances(self, path: str | Path, shape: tuple) -> np.ndarray:
+    def read_instances(self, path: str | Path, shape: tuple,
+                       max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
         """An instance map (of the label's size) -> `decode_instances`."""
         if self.instances is None:
             raise DatasetError(f"{path}: {self.name} has no instance maps")
-        raw = read_png_values(path)
+        raw = read_png_values(path, max_pixels)
         if raw.shape != tuple(shape):
             raise DatasetError(f"{path}: instance map is {raw.shape[0]}x{raw.shape[1]}, its "
                                f"label is {shape[0]}x{shape[1]}")
         return self.decode_instances(raw)
 
-    def read_ground_truth(self, sample: Sample, num_classes: int):
+    def read_ground_truth(self, sample: Sample, num_classes: int,
+                          max_pixels: int | None = MAX_PIXELS):
         """(label, instances or None): instances when the sample names an existing file."""
-        lab = self.read_label(sample.label, num_classes)
+        lab = self.read_label(sample.label, num_classes, max_pixels)
         inst = None
         if sample.instances is not None and Path(sample.instances).is_file():
-            inst = self.read_instances(sample.instances, lab.shape)
+            inst = self.read_instances(sample.instances, lab.shape, max_pixels)
         return lab, inst
 

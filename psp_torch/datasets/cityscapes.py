@@ -22,8 +22,6 @@ import numpy as np
 from .base import (IGNORE, INSTANCE_KEY, Dataset, DatasetError, EvalDefaults, InstanceScheme,
                    Published, Sample, Split, TrainRecipe, find_root, frozen_palette, lut)
 
-NAME = "cityscapes"
-CROP_SIZE = 713
 CLASSES = (
     'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
     'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
@@ -53,7 +51,7 @@ INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 # average instance size per class (evalPixelLevelSemanticLabeling.py, args.avgClassSize;
 # caravan and trailer are ignored in evaluation), in trainIds.
 SCHEME = InstanceScheme(
-    name=NAME,
+    name="cityscapes",
     files=INSTANCE_SUFFIX[1:-len(".png")],
     categories=(("flat", (0, 1)), ("construction", (2, 3, 4)), ("object", (5, 6, 7)),
                 ("nature", (8, 9)), ("sky", (10,)), ("human", (11, 12)),
@@ -113,16 +111,17 @@ class Cityscapes(Dataset):
 
 
 DATASET = Cityscapes(
-    name=NAME,
+    name="cityscapes",
     title="Cityscapes",
     classes=CLASSES,
     palette=frozen_palette(COLORS),
     label_ids=LABEL_IDS,
     splits={"val": Split(500), "test": Split(1525, labelled=False), "train": Split(2975)},
     train_split="train",
-    eval=EvalDefaults(split="val", base_size=2048, crop_size=CROP_SIZE,
+    crop_size=713,
+    eval=EvalDefaults(split="val", base_size=2048,
                       published_ss=Published(79.70, 96.38),
                       published_ms=Published(80.91, 96.59)),
-    train=TrainRecipe(NAME, iterations=90_000, crop_size=CROP_SIZE, rotate=False, blur=False),
+    train=TrainRecipe(iterations=90_000, rotate=False, blur=False),
     instances=SCHEME,
 )

@@ -16,11 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from .base import Dataset, DatasetError, EvalDefaults, TrainRecipe, frozen_palette, voc_colormap
-from .files import read_list  # noqa: F401  (the list format: files.py)
+from .files import list_lines, read_list  # noqa: F401  (the list format: files.py)
 
-NAME = "custom"
-CROP_SIZE = 473
-BASE_SIZE = 512
 
 
 class ListFile(Dataset):
@@ -33,10 +30,17 @@ class ListFile(Dataset):
 
 
 def read_class_names(path: str | Path, num_classes: int) -> list[str]:
-    """One class name per non-blank line; exactly ``num_classes`` of them."""
-    names = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+    """One class name per non-blank line; exactly ``num_classes`` of them (read with the list
+    files' budgets: `files.list_lines`)."""
+    names = []
+    for _, line in list_lines(path):
+        if line.strip():
+            names.append(line.strip())
+            if len(names) > num_classes:
+                break
     if len(names) != num_classes:
-        raise DatasetError(f"{path}: {len(names)} class names, --num-classes is {num_classes}")
+        many = f"more than {num_classes}" if len(names) > num_classes else len(names)
+        raise DatasetError(f"{path}: {many} class names, --num-classes is {num_classes}")
     return names
 
 
@@ -45,14 +49,15 @@ def default_class_names(num_classes: int) -> list[str]:
 
 
 DATASET = ListFile(
-    name=NAME,
+    name="custom",
     title="one's own dataset (list files)",
     classes=(),
     palette=frozen_palette(voc_colormap(256)),
     label_ids=256,
     splits={},
     train_split=None,
-    eval=EvalDefaults(split="val", base_size=BASE_SIZE, crop_size=CROP_SIZE),
-    train=TrainRecipe(NAME, iterations=None, crop_size=CROP_SIZE, rotate=True, blur=True),
+    crop_size=473,
+    eval=EvalDefaults(split="val", base_size=512),
+    train=TrainRecipe(iterations=None, rotate=True, blur=True),
     benchmark=False,
 )

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from .base import (Dataset, DatasetError, EvalDefaults, Published, Sample, Split, TrainRecipe,
                    find_root, frozen_palette, voc_colormap)
+from .files import list_lines
 
-NAME = "voc"
-CROP_SIZE = 473
 CLASSES = (
     'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
     'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
@@ -41,8 +40,7 @@ class VOC2012(Dataset):
             listing = root / "ImageSets" / "SegmentationAug" / f"{split}.txt"
         if not listing.exists():
             raise DatasetError(f"{listing}: split list missing")
-        ids = [Path(ln.split()[0]).stem for ln in listing.read_text().splitlines()
-               if ln.strip()]
+        ids = [Path(ln.split()[0]).stem for _, ln in list_lines(listing) if ln.strip()]
         labels = "SegmentationClassAug" if split == TRAIN_AUG else "SegmentationClass"
         labelled = self.split(split).labelled
         return [Sample(i, root / "JPEGImages" / f"{i}.jpg",
@@ -51,7 +49,7 @@ class VOC2012(Dataset):
 
 
 DATASET = VOC2012(
-    name=NAME,
+    name="voc",
     title="PASCAL VOC 2012",
     classes=CLASSES,
     palette=frozen_palette(voc_colormap(256)[:len(CLASSES)]),
@@ -61,8 +59,9 @@ DATASET = VOC2012(
                           submission="results/VOC2012/Segmentation/comp6_test_cls"),
             TRAIN_AUG: Split(10582)},
     train_split=TRAIN_AUG,
-    eval=EvalDefaults(split="test", base_size=512, crop_size=CROP_SIZE,
+    crop_size=473,
+    eval=EvalDefaults(split="test", base_size=512,
                       published_ms=Published(85.41)),
-    train=TrainRecipe(NAME, iterations=30_000, crop_size=CROP_SIZE, rotate=True, blur=True),
+    train=TrainRecipe(iterations=30_000, rotate=True, blur=True),
     label_png_palette=frozen_palette(voc_colormap(256)),
 )

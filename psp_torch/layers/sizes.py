@@ -21,7 +21,14 @@ import functools
 from typing import Callable
 
 import torch
-from torch.fx.experimental.symbolic_shapes import statically_known_true
+try:                                    # torch >= 2.3
+    from torch.compiler import is_compiling
+    from torch.fx.experimental.symbolic_shapes import statically_known_true
+except ImportError:                     # older: no symbolic size reaches the layers there
+    from torch._dynamo import is_compiling  # (tracing needs a newer torch: psp_torch.compat)
+
+    def statically_known_true(cond) -> bool:
+        return False
 
 FLOAT32_EXACT = 2 ** 24
 
@@ -67,7 +74,7 @@ def memo_for_ints(fn):
 
     @functools.wraps(fn)
     def call(*args):
-        if torch.compiler.is_compiling() or _symbolic(args):
+        if is_compiling() or _symbolic(args):
             return fn(*args)
         return cached(*args)
     return call

@@ -1,4 +1,8 @@
-"""`BatchNorm2d`: `nn.BatchNorm2d` with the PSPNet fork's BN layer semantics in training.
+"""PSPNet's BN: `BatchNorm2d`, an `nn.BatchNorm2d` with the fork's BN semantics in training.
+
+(CaffeNet's BN layers are `psp_torch.layers.bn` (the fork's type BN) and
+`psp_torch.layers.batchnorm` (upstream's BatchNorm, Scale, Bias); which statistics BN
+trains on (frozen, synchronised) is `pspnet_caffe.train.bn_statistics`.)
 
 The fork's ``BN`` layer (``bn_layer.cpp``), per channel c over N, H, W:
 
@@ -8,7 +12,7 @@ The fork's ``BN`` layer (``bn_layer.cpp``), per channel c over N, H, W:
   ``stored = (1 - momentum) * batch + momentum * stored`` with the biased variance
   (momentum 0.95 in the release prototxts; no n/(n-1) correction, unlike torch).
 * TEST, or ``frozen: true`` in any phase: the stored statistics, never updated; slope
-  and bias get lr 0 (the fork forces it; `pspnet_caffe.train.bn.freeze_bn` sets
+  and bias get lr 0 (the fork forces it; `pspnet_caffe.train.bn_statistics.freeze_bn` sets
   ``requires_grad`` False).
 
 Torch's own ``momentum`` attribute keeps torch's meaning (weight of the batch): Caffe's

@@ -1,6 +1,6 @@
 """Batch normalisation for training, as the PSPNet fork's ``BN`` layer does it.
 
-Trainable BN (the default, ``frozen: false``): `psp_torch.batchnorm2d.BatchNorm2d` in train
+Trainable BN (the default, ``frozen: false``): `psp_torch.pspnet_bn.BatchNorm2d` in train
 mode normalises with the batch mean and biased variance and keeps Caffe's moving average
 (momentum 0.95, biased variance stored). `freeze_bn` is the fork's ``frozen: true``: the
 stored statistics are used and never updated, and slope/bias are not trained (the fork forces
@@ -14,7 +14,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from psp_torch.batchnorm2d import BatchNorm2d, batch_statistics, caffe_moving_average
+from psp_torch.pspnet_bn import BatchNorm2d, batch_statistics, caffe_moving_average
 
 MIN_IMAGES_PER_BN_BATCH = 8
 
