@@ -315,17 +315,27 @@ def run_video(args, model, dataset, settings) -> int:
     model_sha, model_from = model_identity(args, model)
     # the folder must be new, empty or ours (never a folder of someone else's files); frames are
     # not known in advance, so their names are not listed: a later run refuses to replace them
+    fresh = not out.exists()
     writer.claim(record.make(model_sha, model_from, dataset, None, settings), [], resume=False)
     softmax_counts = SoftmaxCounts()
+    done = []
 
     def frame_done(i: int, r) -> None:
         softmax_counts.add(r.softmax_counts)
         if args.video_out != "overlay":
             writer.write(f"{name}_{i:06d}", r.labels, r.probs, meta=r.softmax_counts.as_meta())
+        done.append(i)
 
     target = out / f"{name}_overlay{video.SUFFIX}" if args.video_out != "labels" else None
-    n = video.segment_video(segmenter(args, model, dataset, settings), args.video, target,
-                            frame_done, limit=args.limit)
+    try:
+        n = video.segment_video(segmenter(args, model, dataset, settings), args.video, target,
+                                frame_done, limit=args.limit)
+    except BaseException:
+        if fresh and not done:        # the folder this run made holds nothing but its record
+            (out / record.NAME).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     warning = softmax_summary(softmax_counts, settings.softmax)[1]
     if warning:
         print(warning, file=sys.stderr)

@@ -62,7 +62,9 @@ def test_video_round_trip(tiny, tmp_path, capsys):
         assert np.array_equal(labels, seg(frame).labels), i
         varied.add(labels.tobytes())
     assert len(varied) > 1                                     # the frames differ
-    assert sorted(p.name for p in out.iterdir()) == ["clip_overlay.avi", "color", "labels"]
+    # no temporary video left behind (run.json: the output folder's record, eval/run.py)
+    assert sorted(p.name for p in out.iterdir()) == ["clip_overlay.avi", "color", "labels",
+                                                     "run.json"]
 
 
 def test_labels_only_and_limit(tiny, tmp_path, capsys):
