@@ -105,7 +105,13 @@ def _errors(err: str) -> list:
 # ------------------------------------------------------------------ checkpoint rotation (unit)
 
 def _fake(rot, iteration):
-    return rot.save(iteration, model={"w": torch.full((64, 64), float(iteration))})
+    """A checkpoint with every field a resume reads (checkpoint.FIELDS), the model's one
+    tensor telling the iterations apart."""
+    return rot.save(iteration, model={"w": torch.full((64, 64), float(iteration))},
+                    optimizer={"state": {}, "param_groups": []}, scaler=None,
+                    rng={"torch": [torch.zeros(8, dtype=torch.uint8)], "cuda": None,
+                         "world": 1},
+                    recipe={"iters": 10}, init_hash="0" * 64, val=[], best_miou=None)
 
 
 def test_rotation_keeps_the_previous_and_falls_back(tmp_path):
