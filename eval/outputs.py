@@ -26,6 +26,7 @@ refused, never replaced.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
@@ -275,6 +276,13 @@ class Writer:
                   f"replaced ({gone} files removed)", file=sys.stderr)
         record.write(out, {**rec, "outputs": sorted(owned | set(names))})
         return diff
+
+    def unclaim(self) -> None:
+        """Undo `claim` on a folder it made, once the run failed before any output: the
+        record goes, and the folder if nothing else is in it (nothing of anyone's is lost)."""
+        (self.out / record.NAME).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.out.rmdir()
 
     def finished(self, name: str, need_probs: bool) -> bool:
         return self.label_path(name).is_file() and (

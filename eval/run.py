@@ -13,7 +13,6 @@ See eval/README.md for the protocol, the outputs and the expected numbers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import importlib
 import os
@@ -296,10 +295,8 @@ def run_images(args, model, dataset, settings) -> int:
                                                  for n, share in r.top())
                   + f" -> {printable(out / 'overlay' / (name + '.png'))}")
     except BaseException:
-        if fresh and not written:     # the folder this run made holds nothing but its record
-            (out / record.NAME).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                out.rmdir()
+        if fresh and not written:
+            writer.unclaim()
         raise
     warning = softmax_summary(softmax_counts, settings.softmax)[1]
     if warning:
@@ -331,10 +328,8 @@ def run_video(args, model, dataset, settings) -> int:
         n = video.segment_video(segmenter(args, model, dataset, settings), args.video, target,
                                 frame_done, limit=args.limit)
     except BaseException:
-        if fresh and not done:        # the folder this run made holds nothing but its record
-            (out / record.NAME).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                out.rmdir()
+        if fresh and not done:
+            writer.unclaim()
         raise
     warning = softmax_summary(softmax_counts, settings.softmax)[1]
     if warning:
